@@ -1,0 +1,182 @@
+//! JWTs: HS256 with a configured secret; audience required, issuer optional.
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use serde::{Deserialize, Serialize};
+
+use super::{Principal, ScopeSet, Via};
+use crate::core::error::Error;
+use crate::core::types::AccountId;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub aud: String,
+    pub exp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct JwtConfig {
+    secret: Vec<u8>,
+    audience: String,
+    issuer: Option<String>,
+}
+
+impl std::fmt::Debug for JwtConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtConfig")
+            .field("audience", &self.audience)
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtConfig {
+    pub fn hs256(secret: impl Into<Vec<u8>>, audience: &str, issuer: Option<&str>) -> Self {
+        Self {
+            secret: secret.into(),
+            audience: audience.to_owned(),
+            issuer: issuer.map(str::to_owned),
+        }
+    }
+
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// Signs a token for `account`, valid for `ttl_secs`.
+    pub fn mint(&self, account: &AccountId, admin: bool, ttl_secs: u64) -> Result<String, Error> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            sub: account.to_string(),
+            aud: self.audience.clone(),
+            exp: now + ttl_secs,
+            iss: self.issuer.clone(),
+            nbf: None,
+            role: admin.then(|| "admin".to_owned()),
+        };
+        self.sign(&claims)
+    }
+
+    pub fn sign(&self, claims: &Claims) -> Result<String, Error> {
+        encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(&self.secret),
+        )
+        .map_err(Error::internal)
+    }
+
+    /// Verifies signature, algorithm (HS256 only: `none` and others are refused), `exp`,
+    /// `nbf`, audience, issuer when configured, and a well-formed `sub`.
+    pub fn verify(&self, token: &str) -> Result<Principal, Error> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.set_audience(&[&self.audience]);
+        if let Some(iss) = &self.issuer {
+            v.set_issuer(&[iss]);
+        }
+        v.set_required_spec_claims(&["exp", "sub", "aud"]);
+        v.validate_nbf = true;
+        v.leeway = 5;
+        let data = decode::<Claims>(token, &DecodingKey::from_secret(&self.secret), &v)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind as K;
+                let why = match e.kind() {
+                    K::ExpiredSignature => "the token has expired",
+                    K::ImmatureSignature => "the token is not valid yet (nbf)",
+                    K::InvalidAudience => "the token is for another audience",
+                    K::InvalidIssuer => "the token has the wrong issuer",
+                    K::InvalidSignature => "the token signature is invalid",
+                    K::InvalidAlgorithm => "the token algorithm is not accepted",
+                    K::MissingRequiredClaim(_) => "the token lacks a required claim (sub, exp, aud)",
+                    _ => "the token is malformed",
+                };
+                Error::Unauthenticated(why.to_owned())
+            })?;
+        let account = AccountId::parse("sub", &data.claims.sub)
+            .map_err(|_| Error::Unauthenticated("the token's sub is not a valid account".into()))?;
+        Ok(Principal {
+            account,
+            via: Via::Jwt {
+                admin: data.claims.role.as_deref() == Some("admin"),
+            },
+            scopes: ScopeSet::empty(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn cfg() -> JwtConfig {
+        JwtConfig::hs256(b"secret-1".to_vec(), "referral-mcp", Some("issuer-a"))
+    }
+    fn claims(exp_offset: i64) -> Claims {
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        Claims {
+            sub: "u1".into(),
+            aud: "referral-mcp".into(),
+            exp: (now + exp_offset) as u64,
+            iss: Some("issuer-a".into()),
+            nbf: None,
+            role: None,
+        }
+    }
+    fn refused(token: &str) -> String {
+        match cfg().verify(token) {
+            Err(Error::Unauthenticated(m)) => m,
+            other => panic!("expected refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_token_authenticates_its_subject() {
+        let p = cfg().verify(&cfg().sign(&claims(600)).unwrap()).unwrap();
+        assert_eq!(p.account.as_str(), "u1");
+        assert!(!p.is_admin());
+        let admin = cfg()
+            .mint(&AccountId::parse("a", "boss").unwrap(), true, 60)
+            .unwrap();
+        assert!(cfg().verify(&admin).unwrap().is_admin());
+    }
+
+    #[test]
+    fn refuses_expired_wrong_audience_wrong_issuer_bad_signature_and_not_yet_valid() {
+        assert!(refused(&cfg().sign(&claims(-600)).unwrap()).contains("expired"));
+        let mut c = claims(600);
+        c.aud = "other".into();
+        assert!(refused(&cfg().sign(&c).unwrap()).contains("audience"));
+        let mut c = claims(600);
+        c.iss = Some("mallory".into());
+        assert!(refused(&cfg().sign(&c).unwrap()).contains("issuer"));
+        let other = JwtConfig::hs256(b"other".to_vec(), "referral-mcp", Some("issuer-a"));
+        assert!(refused(&other.sign(&claims(600)).unwrap()).contains("signature"));
+        let mut c = claims(600);
+        c.nbf = Some(jsonwebtoken::get_current_timestamp() + 3600);
+        assert!(refused(&cfg().sign(&c).unwrap()).contains("not valid yet"));
+    }
+
+    #[test]
+    fn refuses_alg_none_and_missing_sub() {
+        let enc = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = enc.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let body = enc.encode(serde_json::to_vec(&claims(600)).unwrap());
+        refused(&format!("{header}.{body}."));
+        let now = jsonwebtoken::get_current_timestamp();
+        let no_sub = serde_json::json!({"aud": "referral-mcp", "exp": now + 600, "iss": "issuer-a"});
+        let t = encode(
+            &Header::new(Algorithm::HS256),
+            &no_sub,
+            &EncodingKey::from_secret(b"secret-1"),
+        )
+        .unwrap();
+        assert!(refused(&t).contains("claim") || refused(&t).contains("malformed"));
+    }
+}

@@ -1,0 +1,308 @@
+//! The support team's operations: list, inspect, approve, reject, stats.
+
+use super::clock::rfc3339;
+use super::error::Error;
+use super::lifecycle::cap_rule;
+use super::text::SafeText;
+use super::types::{AccountId, AttributionId, AttributionStatus, CampaignId, Cursor, Limit};
+use super::views::{
+    ClickCountsView, ConversionRates, CountCredits, ReferralDetail, ReferralPage, ReviewCounts,
+    StatsView, audit_view, reason_view, referral_view,
+};
+use super::{Referrals, Result};
+use crate::auth::{Operation, Principal};
+use crate::store::ListFilter;
+use crate::store::referrals::Transition;
+
+/// Filters of `list_referrals`.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    /// Referrer or referred account.
+    pub user: Option<AccountId>,
+    pub status: Option<AttributionStatus>,
+    pub campaign: Option<CampaignId>,
+    /// True: only referrals with a reward not yet granted; false: only those without.
+    pub pending_grant: Option<bool>,
+    pub limit: Limit,
+    pub cursor: Option<Cursor>,
+}
+
+impl ListQuery {
+    pub const DEFAULT_LIMIT: Limit = Limit::new_const(20);
+    pub const MAX_LIMIT: u32 = 100;
+}
+
+impl Default for ListQuery {
+    fn default() -> Self {
+        Self {
+            user: None,
+            status: None,
+            campaign: None,
+            pending_grant: None,
+            limit: Self::DEFAULT_LIMIT,
+            cursor: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RejectRequest {
+    pub reason: SafeText,
+    pub note: Option<SafeText>,
+}
+
+/// A half-open range of unix seconds, and an optional campaign.
+#[derive(Debug, Clone)]
+pub struct StatsQuery {
+    pub from: i64,
+    pub to: i64,
+    pub campaign: Option<CampaignId>,
+}
+
+impl StatsQuery {
+    /// Parses `YYYY-MM-DD` dates (both inclusive) or RFC 3339 instants; defaults to the
+    /// 30 days up to now.
+    pub fn parse(
+        from: Option<&str>,
+        to: Option<&str>,
+        campaign: Option<CampaignId>,
+        now: i64,
+    ) -> Result<Self> {
+        fn parse_at(field: &'static str, s: &str, end_of_day: bool) -> Result<i64> {
+            if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+                let day = d
+                    .and_hms_opt(0, 0, 0)
+                    .map(|t| t.and_utc().timestamp())
+                    .unwrap_or_default();
+                return Ok(if end_of_day { day + 86_400 } else { day });
+            }
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|d| d.timestamp())
+                .map_err(|_| Error::Invalid {
+                    field,
+                    message: "must be a date (YYYY-MM-DD) or an RFC 3339 time".into(),
+                })
+        }
+        let to = match to {
+            Some(s) => parse_at("to", s, true)?,
+            None => now + 1,
+        };
+        let from = match from {
+            Some(s) => parse_at("from", s, false)?,
+            None => to - 30 * 86_400,
+        };
+        if from >= to {
+            return Err(Error::Invalid {
+                field: "from",
+                message: "must be before `to`".into(),
+            });
+        }
+        if to - from > 3 * 366 * 86_400 {
+            return Err(Error::Invalid {
+                field: "from",
+                message: "the range may span at most three years".into(),
+            });
+        }
+        Ok(Self { from, to, campaign })
+    }
+}
+
+impl Referrals {
+    pub async fn list_referrals(
+        &self,
+        principal: Option<&Principal>,
+        q: ListQuery,
+    ) -> Result<ReferralPage> {
+        self.metered(principal, Operation::ListReferrals, self.query_referrals(q))
+            .await
+    }
+
+    pub async fn query_referrals(&self, q: ListQuery) -> Result<ReferralPage> {
+        let limit = i64::from(q.limit.get());
+        let mut rows = self
+            .store
+            .list_attributions(&ListFilter {
+                user: q.user.map(|u| u.to_string()),
+                status: q.status.map(|s| s.as_str().to_owned()),
+                campaign: q.campaign.map(|c| c.as_str().to_owned()),
+                pending_grant: q.pending_grant,
+                before_id: q.cursor.map(Cursor::below),
+                limit: limit + 1,
+            })
+            .await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let rewards = self.store.rewards_for(&ids).await?;
+        Ok(ReferralPage {
+            next_cursor: more
+                .then(|| ids.last().map(|id| Cursor::after(*id).encode()))
+                .flatten(),
+            referrals: rows.iter().map(|r| referral_view(r, &rewards)).collect(),
+        })
+    }
+
+    pub async fn get_referral(
+        &self,
+        principal: Option<&Principal>,
+        id: AttributionId,
+    ) -> Result<ReferralDetail> {
+        self.metered(principal, Operation::GetReferral, self.referral_detail(id))
+            .await
+    }
+
+    pub async fn referral_detail(&self, id: AttributionId) -> Result<ReferralDetail> {
+        let referral = self.referral_with_rewards(id.get()).await?;
+        let reasons = self.store.reasons(id.get()).await?;
+        let audit = self.store.audit_trail(id.get()).await?;
+        Ok(ReferralDetail {
+            referral,
+            review_reasons: reasons.iter().filter_map(reason_view).collect(),
+            audit_trail: audit.iter().map(audit_view).collect(),
+        })
+    }
+
+    pub async fn approve_referral(
+        &self,
+        principal: Option<&Principal>,
+        id: AttributionId,
+        note: Option<SafeText>,
+    ) -> Result<ReferralDetail> {
+        self.metered(principal, Operation::ApproveReferral, async {
+            let actor = principal.map(Principal::actor).unwrap_or_default();
+            self.approve_as(&actor, id, note).await
+        })
+        .await
+    }
+
+    /// Approves as `actor`, then resumes granting if the referral already qualified.
+    pub async fn approve_as(
+        &self,
+        actor: &str,
+        id: AttributionId,
+        note: Option<SafeText>,
+    ) -> Result<ReferralDetail> {
+        let current = self.referral_with_rewards(id.get()).await?;
+        let campaign = self.campaign(&current.campaign).await?;
+        let over_cap = cap_rule(&campaign);
+        let plan = self.reward_plan(&campaign, &over_cap);
+        let t = self
+            .store
+            .approve(id.get(), actor, note.as_ref().map(SafeText::as_str), &plan)
+            .await?;
+        let row = self.transition_result(id, t, "approve")?;
+        if row.status == "qualified" {
+            self.grant_own(row.id, plan.lease_until).await?;
+        }
+        self.referral_detail(id).await
+    }
+
+    pub async fn reject_referral(
+        &self,
+        principal: Option<&Principal>,
+        id: AttributionId,
+        req: RejectRequest,
+    ) -> Result<ReferralDetail> {
+        self.metered(principal, Operation::RejectReferral, async {
+            let actor = principal.map(Principal::actor).unwrap_or_default();
+            self.reject_as(&actor, id, req).await
+        })
+        .await
+    }
+
+    pub async fn reject_as(
+        &self,
+        actor: &str,
+        id: AttributionId,
+        req: RejectRequest,
+    ) -> Result<ReferralDetail> {
+        let t = self
+            .store
+            .reject(
+                id.get(),
+                actor,
+                req.reason.as_str(),
+                req.note.as_ref().map(SafeText::as_str),
+                self.clock.now(),
+            )
+            .await?;
+        self.transition_result(id, t, "reject")?;
+        self.referral_detail(id).await
+    }
+
+    fn transition_result(
+        &self,
+        id: AttributionId,
+        t: Transition,
+        verb: &str,
+    ) -> Result<crate::store::AttributionRow> {
+        match t {
+            Transition::Done(row) => Ok(row),
+            Transition::NotFound => Err(Error::NotFound {
+                what: "referral",
+                id: id.to_string(),
+            }),
+            Transition::WrongStatus(status) => Err(Error::conflict_status(
+                format!(
+                    "referral {id} is {status}, not review_required; only referrals in review_required can be {verb}d. Use get_referral to see its history."
+                ),
+                status,
+            )),
+        }
+    }
+
+    pub async fn get_stats(
+        &self,
+        principal: Option<&Principal>,
+        q: StatsQuery,
+    ) -> Result<StatsView> {
+        self.metered(principal, Operation::GetStats, self.stats(q))
+            .await
+    }
+
+    pub async fn stats(&self, q: StatsQuery) -> Result<StatsView> {
+        if let Some(c) = &q.campaign {
+            self.campaign(c.as_str()).await?;
+        }
+        let s = self
+            .store
+            .stats(q.from, q.to, q.campaign.as_ref().map(CampaignId::as_str))
+            .await?;
+        let ratio = |a: i64, b: i64| {
+            if b == 0 {
+                0.0
+            } else {
+                ((a as f64 / b as f64) * 10_000.0).round() / 10_000.0
+            }
+        };
+        Ok(StatsView {
+            from: rfc3339(q.from),
+            to: rfc3339(q.to),
+            campaign: q.campaign.map(String::from),
+            clicks: ClickCountsView {
+                total: s.clicks.total,
+                unique: s.clicks.unique_count,
+                bots: s.clicks.bots,
+            },
+            attributed_signups: s.signups,
+            qualified: s.qualified,
+            rewarded: CountCredits {
+                count: s.rewarded_count,
+                credits: s.rewarded_credits,
+            },
+            capped: CountCredits {
+                count: s.capped_count,
+                credits: s.capped_credits,
+            },
+            review: ReviewCounts {
+                pending: s.review_pending,
+                approved: s.review_approved,
+                rejected: s.review_rejected,
+            },
+            conversion: ConversionRates {
+                signup_per_unique_click: ratio(s.signups, s.clicks.unique_count),
+                qualified_per_signup: ratio(s.qualified, s.signups),
+            },
+        })
+    }
+}

@@ -1,0 +1,396 @@
+//! The events that drive a referral: click, signup (attribution), qualification, and the
+//! inline granting of rewards that follows.
+
+use std::net::IpAddr;
+
+use rand::RngCore;
+
+use super::click::{RawClick, hash_ip, sanitize};
+use super::error::Error;
+use super::review::{SignupFacts, signals};
+use super::text::{Email, SafeText};
+use super::types::{AccountId, AttributionModel, CampaignId, ReferralCode};
+use super::views::{ClickReceipt, QualifyOutcome, SignupOutcome, referral_view};
+use super::{Referrals, Result};
+use crate::auth::{Operation, Principal};
+use crate::billing::{Grant, GrantOutcome, SinkError};
+use crate::store::rewards::RewardPlan;
+use crate::store::{AccountRow, AttributionRow, CampaignRow, ClaimedReward, NewAttribution, NewClick};
+
+/// A click on a share link.
+#[derive(Debug, Clone)]
+pub struct ClickRequest {
+    pub code: ReferralCode,
+    pub campaign: Option<CampaignId>,
+    pub raw: RawClick,
+}
+
+/// A new account signed up, possibly through a referral.
+#[derive(Debug, Clone)]
+pub struct SignupEvent {
+    pub account: AccountId,
+    pub email: Option<Email>,
+    pub ip: Option<IpAddr>,
+    pub code: Option<ReferralCode>,
+    /// The `click_id` a click capture returned.
+    pub click_id: Option<String>,
+}
+
+/// A referred account did what qualifies the referral (e.g. its first payment).
+#[derive(Debug, Clone)]
+pub struct QualifyEvent {
+    pub account: AccountId,
+    pub event: SafeText,
+    /// In the smallest currency unit; informational.
+    pub amount: Option<i64>,
+}
+
+/// How one grant attempt ended.
+pub(crate) enum Granted {
+    New,
+    Already,
+    Failed(SinkError),
+}
+
+fn random_id(prefix: &str) -> String {
+    let mut b = [0u8; 12];
+    rand::rng().fill_bytes(&mut b);
+    format!("{prefix}{}", hex::encode(b))
+}
+
+impl Referrals {
+    /// Public click capture: rate-limited per IP hash, not charged.
+    pub async fn capture_click(
+        &self,
+        principal: Option<&Principal>,
+        req: ClickRequest,
+    ) -> Result<ClickReceipt> {
+        self.metered(principal, Operation::CaptureClick, async {
+            let ip_hash = hash_ip(&self.settings.ip_hash_key, req.raw.ip);
+            self.rate_limit_public(&ip_hash).await?;
+            self.record_click(req).await
+        })
+        .await
+    }
+
+    /// Stores a sanitized click (trusted callers; see [`Referrals::capture_click`]).
+    pub async fn record_click(&self, req: ClickRequest) -> Result<ClickReceipt> {
+        let owner = self
+            .store
+            .account_by_code(req.code.as_str())
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "referral code",
+                id: req.code.as_str().to_owned(),
+            })?;
+        let campaign = match &req.campaign {
+            Some(c) => self.campaign(c.as_str()).await?.id,
+            None => CampaignId::DEFAULT.to_owned(),
+        };
+        let s = sanitize(&req.raw, &self.settings.ip_hash_key);
+        let public_id = random_id("clk_");
+        let unique = self
+            .store
+            .insert_click(&NewClick {
+                public_id: &public_id,
+                code: req.code.as_str(),
+                referrer_account: &owner.id,
+                campaign: &campaign,
+                landing_path: s.landing_path.as_deref(),
+                utm: [
+                    s.utm_source.as_deref(),
+                    s.utm_medium.as_deref(),
+                    s.utm_campaign.as_deref(),
+                    s.utm_term.as_deref(),
+                    s.utm_content.as_deref(),
+                ],
+                referrer_host: s.referrer_host.as_deref(),
+                ua_family: &s.ua_family,
+                is_bot: s.is_bot,
+                ip_hash: &s.ip_hash,
+                at: self.clock.now(),
+            })
+            .await?;
+        Ok(ClickReceipt {
+            click_id: public_id,
+            code: req.code.as_str().to_owned(),
+            campaign,
+            counted_as_unique: unique,
+            bot: s.is_bot,
+        })
+    }
+
+    pub async fn ingest_signup(
+        &self,
+        principal: Option<&Principal>,
+        ev: SignupEvent,
+    ) -> Result<SignupOutcome> {
+        self.metered(principal, Operation::IngestSignup, self.record_signup(ev))
+            .await
+    }
+
+    pub async fn ingest_qualification(
+        &self,
+        principal: Option<&Principal>,
+        ev: QualifyEvent,
+    ) -> Result<QualifyOutcome> {
+        self.metered(
+            principal,
+            Operation::IngestQualification,
+            self.record_qualification(ev),
+        )
+        .await
+    }
+
+    /// Finds who referred this signup: the click (picked by the campaign's attribution
+    /// model among the visitor's clicks in the window), else the code.
+    async fn resolve_referrer(
+        &self,
+        ev: &SignupEvent,
+        now: i64,
+    ) -> Result<Option<(AccountRow, CampaignRow, Option<i64>)>> {
+        if let Some(click_id) = &ev.click_id {
+            let click = self
+                .store
+                .click_by_public_id(click_id)
+                .await?
+                .ok_or_else(|| Error::Invalid {
+                    field: "click_id",
+                    message: "no click with this id was captured".into(),
+                })?;
+            let campaign = self.campaign(&click.campaign).await?;
+            let since = now - campaign.window_days * 86_400;
+            let last = AttributionModel::from_db(&campaign.attribution_model)
+                != Some(AttributionModel::FirstClick);
+            let chosen = self
+                .store
+                .visitor_click(&click.ip_hash, since, now, last)
+                .await?
+                .unwrap_or(click);
+            if chosen.created_at < since {
+                // Outside the attribution window: the signup is not referred.
+                return Ok(None);
+            }
+            let campaign = if chosen.campaign == campaign.id {
+                campaign
+            } else {
+                self.campaign(&chosen.campaign).await?
+            };
+            let referrer = self
+                .store
+                .account(&chosen.referrer_account)
+                .await?
+                .ok_or_else(|| Error::internal("click without referrer account"))?;
+            return Ok(Some((referrer, campaign, Some(chosen.id))));
+        }
+        if let Some(code) = &ev.code {
+            let referrer = self
+                .store
+                .account_by_code(code.as_str())
+                .await?
+                .ok_or_else(|| Error::Invalid {
+                    field: "code",
+                    message: "no account has this referral code".into(),
+                })?;
+            let campaign = self.campaign(CampaignId::DEFAULT).await?;
+            return Ok(Some((referrer, campaign, None)));
+        }
+        Ok(None)
+    }
+
+    /// Records a signup: creates the account (with its own code) and, when it came
+    /// through a referral, the attribution, held for review if any fraud signal fires.
+    pub async fn record_signup(&self, ev: SignupEvent) -> Result<SignupOutcome> {
+        let now = self.clock.now();
+        let target = self.resolve_referrer(&ev, now).await?;
+        if let Some((referrer, _, _)) = &target
+            && referrer.id == ev.account.as_str()
+        {
+            return Err(Error::Invalid {
+                field: "code",
+                message: "self-referral is refused: an account cannot use its own code".into(),
+            });
+        }
+        if let Some(existing) = self.store.attribution_by_referred(ev.account.as_str()).await?
+            && let Some((referrer, _, _)) = &target
+            && existing.referrer_account != referrer.id
+        {
+            return Err(Error::conflict_status(
+                format!(
+                    "account {} was already referred by another account (referral {}); an account is referred at most once",
+                    ev.account, existing.id
+                ),
+                existing.status,
+            ));
+        }
+        let ip_hash = ev.ip.map(|ip| hash_ip(&self.settings.ip_hash_key, Some(ip)));
+        let account = self
+            .store
+            .ensure_account(
+                ev.account.as_str(),
+                ev.email
+                    .as_ref()
+                    .map(|e| (e.as_str(), e.normalized(), e.domain())),
+                ip_hash.as_deref(),
+                now,
+                &mut || ReferralCode::generate().as_str().to_owned(),
+            )
+            .await?;
+        let Some((referrer, campaign, click_id)) = target else {
+            return Ok(SignupOutcome {
+                account: account.id,
+                referral_code: account.referral_code,
+                created: true,
+                referral: None,
+            });
+        };
+        let recent = self
+            .store
+            .count_recent_attributions(&referrer.id, now - 86_400)
+            .await?;
+        let reasons = signals(
+            &referrer,
+            &SignupFacts {
+                email: ev.email.as_ref(),
+                ip_hash: ip_hash.as_deref(),
+                referrer_recent: recent,
+            },
+            self.settings.velocity_threshold,
+        );
+        let (row, created) = self
+            .store
+            .insert_attribution(&NewAttribution {
+                referrer_account: &referrer.id,
+                referred_account: &account.id,
+                code: &referrer.referral_code,
+                campaign: &campaign.id,
+                click_id,
+                reasons: &reasons,
+                at: now,
+            })
+            .await?;
+        Ok(SignupOutcome {
+            account: account.id,
+            referral_code: account.referral_code,
+            created,
+            referral: Some(referral_view(&row, &[])),
+        })
+    }
+
+    pub(crate) fn reward_plan<'a>(
+        &self,
+        c: &CampaignRow,
+        over_cap: &'a (dyn Fn(i64, i64) -> bool + Send + Sync),
+    ) -> RewardPlan<'a> {
+        let now = self.clock.now();
+        RewardPlan {
+            referrer_credits: c.referrer_credits,
+            referred_credits: c.referred_credits,
+            over_cap,
+            cap_since: now - c.cap_period_days * 86_400,
+            lease_until: now + self.settings.grant_lease_secs,
+            now,
+        }
+    }
+
+    /// Records a qualification; an `attributed` referral becomes `qualified`, gets its two
+    /// rewards and they are granted at once.
+    pub async fn record_qualification(&self, ev: QualifyEvent) -> Result<QualifyOutcome> {
+        let Some(attr) = self
+            .store
+            .attribution_by_referred(ev.account.as_str())
+            .await?
+        else {
+            return Ok(QualifyOutcome {
+                account: ev.account.to_string(),
+                referred: false,
+                referral: None,
+            });
+        };
+        let campaign = self.campaign(&attr.campaign).await?;
+        let over_cap = cap_rule(&campaign);
+        let plan = self.reward_plan(&campaign, &over_cap);
+        let t = self
+            .store
+            .qualify(attr.id, ev.event.as_str(), ev.amount, &plan)
+            .await?;
+        if let crate::store::referrals::Transition::Done(row) = &t
+            && row.status == "qualified"
+        {
+            self.grant_own(row.id, plan.lease_until).await?;
+        }
+        let view = self.referral_with_rewards(attr.id).await?;
+        Ok(QualifyOutcome {
+            account: ev.account.to_string(),
+            referred: true,
+            referral: Some(view),
+        })
+    }
+
+    /// Grants the rewards this process just created for one attribution.
+    pub(crate) async fn grant_own(&self, attribution_id: i64, lease_until: i64) -> Result<()> {
+        let own = self
+            .store
+            .own_pending_rewards(attribution_id, lease_until)
+            .await?;
+        for r in &own {
+            self.grant_one(r).await?;
+        }
+        self.store
+            .settle_attribution(attribution_id, self.clock.now())
+            .await?;
+        Ok(())
+    }
+
+    /// Sends one claimed reward to the sink and records the answer. Only after the sink
+    /// answers is the reward marked granted; a failure leaves it retryable.
+    pub(crate) async fn grant_one(&self, r: &ClaimedReward) -> Result<Granted> {
+        let answer = self
+            .sink
+            .grant(&Grant {
+                key: r.grant_key.clone(),
+                account: r.account.clone(),
+                credits: r.credits,
+            })
+            .await;
+        match answer {
+            Ok(outcome) => {
+                self.store.mark_granted(r.id, self.clock.now()).await?;
+                Ok(match outcome {
+                    GrantOutcome::Granted => Granted::New,
+                    GrantOutcome::AlreadyGranted => Granted::Already,
+                })
+            }
+            Err(e) => {
+                tracing::warn!(reward = r.id, key = %r.grant_key, error = %e, "grant failed");
+                self.store.mark_failed(r.id, &e.to_string()).await?;
+                Ok(Granted::Failed(e))
+            }
+        }
+    }
+
+    pub(crate) async fn referral_with_rewards(
+        &self,
+        id: i64,
+    ) -> Result<super::views::ReferralView> {
+        let row: AttributionRow =
+            self.store
+                .attribution(id)
+                .await?
+                .ok_or_else(|| Error::NotFound {
+                    what: "referral",
+                    id: id.to_string(),
+                })?;
+        let rewards = self.store.rewards_for(&[id]).await?;
+        Ok(referral_view(&row, &rewards))
+    }
+}
+
+/// The campaign's cap as a rule over what the referrer already used this period.
+pub(crate) fn cap_rule(c: &CampaignRow) -> impl Fn(i64, i64) -> bool + Send + Sync + use<> {
+    let (cap_count, cap_credits, credits) = (c.cap_count, c.cap_credits, c.referrer_credits);
+    move |used_count, used_credits| {
+        cap_count.is_some_and(|cap| used_count + 1 > cap)
+            || cap_credits.is_some_and(|cap| used_credits + credits > cap)
+    }
+}

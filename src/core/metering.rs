@@ -1,0 +1,86 @@
+//! Charging for calls: debit first (so a short balance stops the call before anything
+//! happens), refund if the operation then fails. Net effect: charged exactly once if and
+//! only if the call succeeds. The debit is a conditional UPDATE, so concurrent calls can
+//! never overdraw.
+
+use std::future::Future;
+
+use rand::RngCore;
+
+use super::error::Error;
+use super::{Referrals, Result};
+use crate::auth::{Operation, Principal, authorize};
+
+impl Referrals {
+    /// Authorizes `principal` for `op`, charges it, runs `body`, refunds on failure.
+    pub(crate) async fn metered<T, F>(
+        &self,
+        principal: Option<&Principal>,
+        op: Operation,
+        body: F,
+    ) -> Result<T>
+    where
+        F: Future<Output = Result<T>>,
+    {
+        authorize(principal, op)?;
+        let Some(p) = principal else {
+            // Public operations are not charged; they are rate-limited by the caller's IP.
+            return body.await;
+        };
+        let cost = self.settings.price(op);
+        if cost == 0 {
+            return body.await;
+        }
+        let account = p.account.as_str();
+        let mut id = [0u8; 12];
+        rand::rng().fill_bytes(&mut id);
+        let id = hex::encode(id);
+        let now = self.clock.now();
+        let charged = self
+            .store
+            .debit(&format!("usage:{id}"), account, cost, op.name(), now)
+            .await?;
+        if charged.is_none() {
+            let balance = self.store.balance(account).await?;
+            return Err(Error::InsufficientCredits {
+                account: account.to_owned(),
+                cost,
+                balance,
+            });
+        }
+        let out = body.await;
+        if out.is_err() {
+            // Give the credit back under a key derived from the charge: once, even if
+            // this line were retried.
+            if let Err(e) = self
+                .store
+                .credit(&format!("refund:{id}"), account, cost, "refund", self.clock.now())
+                .await
+            {
+                tracing::error!(error = %e, charge = %id, "refund failed; the charge stands");
+            }
+        }
+        out
+    }
+
+    /// Fixed-window rate limit for public calls, shared by all instances.
+    pub(crate) async fn rate_limit_public(&self, ip_hash: &str) -> Result<()> {
+        let now = self.clock.now();
+        let window = now - now.rem_euclid(60);
+        let hits = self
+            .store
+            .hit_rate_limit(&format!("public:{ip_hash}"), window)
+            .await?;
+        if hits > self.settings.public_rate_per_minute {
+            return Err(Error::RateLimited {
+                retry_after_secs: (window + 60 - now).max(1) as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether `principal` may call `op` at all (for listing tools), without charging.
+    pub fn may_call(&self, principal: Option<&Principal>, op: Operation) -> bool {
+        authorize(principal, op).is_ok()
+    }
+}

@@ -1,0 +1,157 @@
+//! The referral core: every operation of the product, independent of any transport.
+//!
+//! Each public method of [`Referrals`] is one operation: it authorizes the caller, charges
+//! the operation's price, runs, and refunds the charge if it fails. MCP tools and REST
+//! handlers call exactly these methods. The `record_*`/`run_*` methods are the same
+//! operations for trusted local callers (CLI, demo seeding): no principal, no charge.
+
+pub mod click;
+pub mod clock;
+pub mod error;
+pub mod review;
+pub mod text;
+pub mod types;
+pub mod views;
+
+mod admin;
+mod lifecycle;
+mod me;
+mod metering;
+mod recover;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub use admin::{ListQuery, RejectRequest, StatsQuery};
+pub use lifecycle::{ClickRequest, QualifyEvent, SignupEvent};
+pub use me::EventsQuery;
+pub use recover::{RecoverProgress, RecoverRequest};
+
+use crate::auth::Operation;
+use crate::billing::CreditSink;
+use crate::store::{CampaignRow, Store};
+use clock::Clock;
+use error::Error;
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Tunables of the referral program and of metering.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Base of share URLs, e.g. `https://app.example.com`.
+    pub public_base_url: String,
+    /// Key of the HMAC that turns IPs into hashes.
+    pub ip_hash_key: Vec<u8>,
+    /// Credits per operation; operations not listed cost [`Settings::default_price`].
+    pub prices: HashMap<Operation, i64>,
+    pub default_price: i64,
+    /// How long a process holds a claimed reward before another run may take it.
+    pub grant_lease_secs: i64,
+    /// Referrals by one referrer in 24 hours at which new ones are held for review.
+    pub velocity_threshold: i64,
+    /// Public calls allowed per IP hash per minute.
+    pub public_rate_per_minute: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            public_base_url: "http://127.0.0.1:8080".into(),
+            ip_hash_key: b"change-me".to_vec(),
+            prices: HashMap::new(),
+            default_price: 1,
+            grant_lease_secs: 120,
+            velocity_threshold: 10,
+            public_rate_per_minute: 120,
+        }
+    }
+}
+
+impl Settings {
+    pub fn price(&self, op: Operation) -> i64 {
+        self.prices.get(&op).copied().unwrap_or(self.default_price)
+    }
+}
+
+/// The referral core. Cheap to clone.
+#[derive(Clone)]
+pub struct Referrals {
+    store: Store,
+    sink: Arc<dyn CreditSink>,
+    settings: Arc<Settings>,
+    clock: Clock,
+}
+
+impl Referrals {
+    pub fn new(store: Store, sink: Arc<dyn CreditSink>, settings: Settings, clock: Clock) -> Self {
+        Self {
+            store,
+            sink,
+            settings: Arc::new(settings),
+            clock,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Creates the `default` campaign on first run (100 credits to the referrer, 50 to
+    /// the referred account, 30-day window, no cap).
+    pub async fn ensure_default_campaign(&self) -> Result<()> {
+        self.store
+            .insert_campaign_if_absent(&CampaignRow {
+                id: types::CampaignId::DEFAULT.into(),
+                name: "Default".into(),
+                referrer_credits: 100,
+                referred_credits: 50,
+                window_days: 30,
+                cap_count: None,
+                cap_credits: None,
+                cap_period_days: 30,
+                attribution_model: "last_click".into(),
+                created_at: self.clock.now(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn campaign(&self, id: &str) -> Result<CampaignRow> {
+        self.store
+            .campaign(id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "campaign",
+                id: id.to_owned(),
+            })
+    }
+
+    /// Campaign ids, for completions and documentation.
+    pub async fn campaign_ids(&self) -> Result<Vec<String>> {
+        Ok(self.store.campaign_ids().await?)
+    }
+
+    /// Adds credits to an account (operator top-up). Idempotent per `key`.
+    pub async fn top_up(&self, account: &types::AccountId, credits: i64, key: &str) -> Result<()> {
+        if credits <= 0 {
+            return Err(Error::Invalid {
+                field: "credits",
+                message: "must be positive".into(),
+            });
+        }
+        self.store
+            .credit(key, account.as_str(), credits, "top_up", self.clock.now())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn balance(&self, account: &types::AccountId) -> Result<i64> {
+        Ok(self.store.balance(account.as_str()).await?)
+    }
+}

@@ -1,0 +1,111 @@
+//! Recovery: finish rewards whose credits did not reach billing. Runs claim rewards in
+//! small batches under a lease, so concurrent runs (on any instance) never work on the
+//! same reward, and the sink's idempotency key makes any repeat harmless.
+
+use std::collections::BTreeSet;
+
+use tokio_util::sync::CancellationToken;
+
+use super::lifecycle::Granted;
+use super::types::{Limit, Side};
+use super::views::{FailedGrant, RecoverReport};
+use super::{Referrals, Result};
+use crate::auth::{Operation, Principal};
+
+#[derive(Debug, Clone, Copy)]
+pub struct RecoverRequest {
+    pub limit: Limit,
+}
+
+impl RecoverRequest {
+    pub const DEFAULT_LIMIT: Limit = Limit::new_const(100);
+    pub const MAX_LIMIT: u32 = 10_000;
+}
+
+/// Reported after each reward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoverProgress {
+    pub done: u64,
+    /// The most this run will attempt (its limit, or fewer when fewer are open).
+    pub total: u64,
+}
+
+const BATCH: i64 = 50;
+
+impl Referrals {
+    pub async fn recover_grants(
+        &self,
+        principal: Option<&Principal>,
+        req: RecoverRequest,
+        progress: &(dyn Fn(RecoverProgress) + Send + Sync),
+        cancel: &CancellationToken,
+    ) -> Result<RecoverReport> {
+        self.metered(
+            principal,
+            Operation::RecoverGrants,
+            self.run_recover(req, progress, cancel),
+        )
+        .await
+    }
+
+    /// Claims and grants up to `limit` open rewards; stops between grants when `cancel`
+    /// fires and reports what it finished.
+    pub async fn run_recover(
+        &self,
+        req: RecoverRequest,
+        progress: &(dyn Fn(RecoverProgress) + Send + Sync),
+        cancel: &CancellationToken,
+    ) -> Result<RecoverReport> {
+        let limit = u64::from(req.limit.get());
+        let open = self.store.count_open_rewards().await?.max(0) as u64;
+        let total = limit.min(open);
+        let mut report = RecoverReport::default();
+        let mut touched = BTreeSet::new();
+        'outer: while report.attempted < limit {
+            if cancel.is_cancelled() {
+                report.cancelled = true;
+                break;
+            }
+            let now = self.clock.now();
+            let want = BATCH.min((limit - report.attempted) as i64);
+            let batch = self
+                .store
+                .claim_open_rewards(want, now, now + self.settings.grant_lease_secs)
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            for (i, r) in batch.iter().enumerate() {
+                if cancel.is_cancelled() {
+                    let rest: Vec<i64> = batch[i..].iter().map(|r| r.id).collect();
+                    self.store.release_claims(&rest).await?;
+                    report.cancelled = true;
+                    break 'outer;
+                }
+                report.attempted += 1;
+                touched.insert(r.attribution_id);
+                match self.grant_one(r).await? {
+                    Granted::New => report.granted += 1,
+                    Granted::Already => report.already_granted += 1,
+                    Granted::Failed(e) => report.failed.push(FailedGrant {
+                        referral_id: r.attribution_id,
+                        side: Side::from_db(&r.side).unwrap_or(Side::Referrer),
+                        account: r.account.clone(),
+                        credits: r.credits,
+                        error: e.to_string(),
+                    }),
+                }
+                progress(RecoverProgress {
+                    done: report.attempted,
+                    total: total.max(report.attempted),
+                });
+            }
+        }
+        let now = self.clock.now();
+        for id in touched {
+            self.store.settle_attribution(id, now).await?;
+        }
+        report.remaining = self.store.count_open_rewards().await?;
+        Ok(report)
+    }
+}

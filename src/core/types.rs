@@ -1,0 +1,316 @@
+//! Typed values of the domain. Each newtype can only be built from valid input, so the
+//! rest of the core never re-checks them ("parse, don't validate").
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::error::Error;
+
+fn invalid(field: &'static str, message: impl Into<String>) -> Error {
+    Error::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// An account in the API business (the `sub` of a JWT, the owner of a key).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "String", into = "String")]
+pub struct AccountId(String);
+
+impl AccountId {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn parse(field: &'static str, raw: &str) -> Result<Self, Error> {
+        let ok = !raw.is_empty()
+            && raw.len() <= Self::MAX_LEN
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '@'));
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(invalid(
+                field,
+                "must be 1-64 characters of letters, digits and _ - . : @",
+            ))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl TryFrom<String> for AccountId {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self, Error> {
+        Self::parse("account", &s)
+    }
+}
+impl From<AccountId> for String {
+    fn from(v: AccountId) -> String {
+        v.0
+    }
+}
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A URL-safe referral code. Codes are case-insensitive and stored lower-case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, JsonSchema)]
+#[serde(into = "String")]
+pub struct ReferralCode(String);
+
+impl ReferralCode {
+    pub fn parse(field: &'static str, raw: &str) -> Result<Self, Error> {
+        let s = raw.trim().to_ascii_lowercase();
+        let ok = (4..=32).contains(&s.len())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(invalid(
+                field,
+                "must be 4-32 characters of letters, digits, - and _",
+            ))
+        }
+    }
+    /// A fresh random code: 10 characters from an alphabet without look-alikes.
+    pub fn generate() -> Self {
+        use rand::Rng;
+        const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+        let mut rng = rand::rng();
+        Self(
+            (0..10)
+                .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+                .collect(),
+        )
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn share_path(&self) -> String {
+        format!("/r/{}", self.0)
+    }
+}
+impl From<ReferralCode> for String {
+    fn from(v: ReferralCode) -> String {
+        v.0
+    }
+}
+
+/// A campaign slug such as `default` or `spring-2026`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, JsonSchema)]
+#[serde(into = "String")]
+pub struct CampaignId(String);
+
+impl CampaignId {
+    pub const DEFAULT: &'static str = "default";
+    pub fn parse(field: &'static str, raw: &str) -> Result<Self, Error> {
+        let ok = (1..=40).contains(&raw.len())
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(invalid(
+                field,
+                "must be 1-40 characters of lower-case letters, digits, - and _",
+            ))
+        }
+    }
+    pub fn default_campaign() -> Self {
+        Self(Self::DEFAULT.to_owned())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl From<CampaignId> for String {
+    fn from(v: CampaignId) -> String {
+        v.0
+    }
+}
+
+/// The id of an attribution (a referral).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, JsonSchema)]
+#[serde(into = "i64")]
+pub struct AttributionId(i64);
+
+impl AttributionId {
+    pub fn parse(field: &'static str, raw: i64) -> Result<Self, Error> {
+        if raw > 0 {
+            Ok(Self(raw))
+        } else {
+            Err(invalid(field, "must be a positive integer"))
+        }
+    }
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+impl From<AttributionId> for i64 {
+    fn from(v: AttributionId) -> i64 {
+        v.0
+    }
+}
+impl fmt::Display for AttributionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A page size, bounded so no request can ask for an unbounded scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(u32);
+
+impl Limit {
+    pub fn parse(field: &'static str, raw: i64, max: u32) -> Result<Self, Error> {
+        if (1..=i64::from(max)).contains(&raw) {
+            Ok(Self(raw as u32))
+        } else {
+            Err(invalid(field, format!("must be between 1 and {max}")))
+        }
+    }
+    pub const fn new_const(v: u32) -> Self {
+        Self(v)
+    }
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// Opaque keyset cursor: the id the next page starts below. Encoded so callers treat it
+/// as a token, not a number to do arithmetic on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor(i64);
+
+impl Cursor {
+    pub fn after(last_id: i64) -> Self {
+        Self(last_id)
+    }
+    pub fn encode(self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{}", self.0))
+    }
+    pub fn parse(field: &'static str, raw: &str) -> Result<Self, Error> {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.strip_prefix("v1:").and_then(|n| n.parse::<i64>().ok()))
+            .filter(|n| *n > 0)
+            .map(Self)
+            .ok_or_else(|| invalid(field, "is not a cursor returned by this API"))
+    }
+    pub fn below(self) -> i64 {
+        self.0
+    }
+}
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident => $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $s),+ }
+            }
+            pub fn from_db(s: &str) -> Option<Self> {
+                match s { $($s => Some($name::$variant),)+ _ => None }
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+
+string_enum!(
+    /// Where a referral is in its lifecycle.
+    AttributionStatus {
+        Attributed => "attributed",
+        ReviewRequired => "review_required",
+        Qualified => "qualified",
+        Rewarded => "rewarded",
+        Rejected => "rejected",
+    }
+);
+
+string_enum!(
+    /// Where one side's reward is.
+    RewardStatus {
+        Pending => "pending",
+        Granted => "granted",
+        Capped => "capped",
+        Failed => "failed",
+        Voided => "voided",
+    }
+);
+
+string_enum!(
+    /// Which side of a referral a reward belongs to.
+    Side {
+        Referrer => "referrer",
+        Referred => "referred",
+    }
+);
+
+string_enum!(
+    /// The fraud signals that hold a referral for review.
+    ReviewReason {
+        SameEmail => "same_email",
+        SameEmailDomain => "same_email_domain",
+        SameIp => "same_ip",
+        DisposableEmail => "disposable_email",
+        ReferrerVelocity => "referrer_velocity",
+    }
+);
+
+string_enum!(
+    /// How a campaign picks among a visitor's clicks.
+    AttributionModel {
+        LastClick => "last_click",
+        FirstClick => "first_click",
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        let c = Cursor::after(42);
+        assert_eq!(Cursor::parse("cursor", &c.encode()).unwrap(), c);
+        assert!(Cursor::parse("cursor", "42").is_err());
+        assert!(Cursor::parse("cursor", &Cursor::after(0).encode()).is_err());
+    }
+
+    #[test]
+    fn codes_are_case_insensitive_and_bounded() {
+        assert_eq!(ReferralCode::parse("code", "AbCd").unwrap().as_str(), "abcd");
+        assert!(ReferralCode::parse("code", "abc").is_err());
+        assert!(ReferralCode::parse("code", "ab/cd").is_err());
+        let g = ReferralCode::generate();
+        assert_eq!(ReferralCode::parse("code", g.as_str()).unwrap(), g);
+    }
+
+    #[test]
+    fn limits_and_ids_refuse_out_of_range() {
+        assert!(Limit::parse("limit", 0, 100).is_err());
+        assert!(Limit::parse("limit", 101, 100).is_err());
+        assert_eq!(Limit::parse("limit", 100, 100).unwrap().get(), 100);
+        assert!(AttributionId::parse("id", 0).is_err());
+        assert!(AccountId::parse("account", "a b").is_err());
+    }
+}

@@ -1,0 +1,9 @@
+//! referral-mcp: the referral program of a credits-based API, as MCP tools and REST.
+//!
+//! `core` is the domain (no transport), `store` its SQLite/PostgreSQL storage, `auth` the
+//! credentials and scopes, `billing` the credit sinks.
+
+pub mod auth;
+pub mod billing;
+pub mod core;
+pub mod store;

@@ -1,0 +1,155 @@
+//! Clicks, their daily counters, and the per-IP-hash rate limiter for public calls.
+
+use sqlx::{FromRow, Row};
+
+use super::{Result, Store};
+
+/// A sanitized click ready to store (see `core::click`).
+#[derive(Debug, Clone)]
+pub struct NewClick<'a> {
+    pub public_id: &'a str,
+    pub code: &'a str,
+    pub referrer_account: &'a str,
+    pub campaign: &'a str,
+    pub landing_path: Option<&'a str>,
+    pub utm: [Option<&'a str>; 5],
+    pub referrer_host: Option<&'a str>,
+    pub ua_family: &'a str,
+    pub is_bot: bool,
+    pub ip_hash: &'a str,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct ClickRow {
+    pub id: i64,
+    pub public_id: String,
+    pub code: String,
+    pub referrer_account: String,
+    pub campaign: String,
+    pub ip_hash: String,
+    pub created_at: i64,
+}
+
+const DEDUPE_WINDOW_SECS: i64 = 3600;
+
+impl Store {
+    /// Stores a click and bumps the counters in the same transaction. Returns whether the
+    /// click counts as unique: not a bot, and the first of this visitor on this code within
+    /// the hour.
+    pub async fn insert_click(&self, c: &NewClick<'_>) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
+        // Touching the account row first serializes clicks on one code (a row lock on
+        // PostgreSQL), so the duplicate check below sees every earlier click.
+        sqlx::query("UPDATE accounts SET clicks_total = clicks_total + 1 WHERE id = $1")
+            .bind(c.referrer_account)
+            .execute(&mut *tx)
+            .await?;
+        let seen: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM clicks WHERE code = $1 AND ip_hash = $2 AND created_at > $3",
+        )
+        .bind(c.code)
+        .bind(c.ip_hash)
+        .bind(c.at - DEDUPE_WINDOW_SECS)
+        .fetch_one(&mut *tx)
+        .await?;
+        let unique = !c.is_bot && seen == 0;
+        sqlx::query(
+            "INSERT INTO clicks (public_id, code, referrer_account, campaign, landing_path, utm_source, utm_medium, utm_campaign, utm_term, utm_content, referrer_host, ua_family, is_bot, ip_hash, is_unique, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(c.public_id)
+        .bind(c.code)
+        .bind(c.referrer_account)
+        .bind(c.campaign)
+        .bind(c.landing_path)
+        .bind(c.utm[0])
+        .bind(c.utm[1])
+        .bind(c.utm[2])
+        .bind(c.utm[3])
+        .bind(c.utm[4])
+        .bind(c.referrer_host)
+        .bind(c.ua_family)
+        .bind(i64::from(c.is_bot))
+        .bind(c.ip_hash)
+        .bind(i64::from(unique))
+        .bind(c.at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO click_daily (day, campaign, total, unique_count, bots) VALUES ($1, $2, 1, $3, $4)
+             ON CONFLICT (day, campaign) DO UPDATE SET total = click_daily.total + 1,
+               unique_count = click_daily.unique_count + excluded.unique_count,
+               bots = click_daily.bots + excluded.bots",
+        )
+        .bind(c.at.div_euclid(86_400))
+        .bind(c.campaign)
+        .bind(i64::from(unique))
+        .bind(i64::from(c.is_bot))
+        .execute(&mut *tx)
+        .await?;
+        if unique {
+            sqlx::query("UPDATE accounts SET clicks_unique = clicks_unique + 1 WHERE id = $1")
+                .bind(c.referrer_account)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(unique)
+    }
+
+    pub async fn click_by_public_id(&self, public_id: &str) -> Result<Option<ClickRow>> {
+        Ok(sqlx::query_as::<_, ClickRow>(
+            "SELECT id, public_id, code, referrer_account, campaign, ip_hash, created_at FROM clicks WHERE public_id = $1",
+        )
+        .bind(public_id)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    /// The visitor's first or last click in `[since, until]`, for the attribution model.
+    pub async fn visitor_click(
+        &self,
+        ip_hash: &str,
+        since: i64,
+        until: i64,
+        last: bool,
+    ) -> Result<Option<ClickRow>> {
+        let sql = format!(
+            "SELECT id, public_id, code, referrer_account, campaign, ip_hash, created_at FROM clicks
+             WHERE ip_hash = $1 AND created_at >= $2 AND created_at <= $3 AND is_bot = 0
+             ORDER BY created_at {dir}, id {dir} LIMIT 1",
+            dir = if last { "DESC" } else { "ASC" }
+        );
+        Ok(sqlx::query_as::<_, ClickRow>(super::dynamic(sql))
+            .bind(ip_hash)
+            .bind(since)
+            .bind(until)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    /// Counts one hit for `bucket` in the fixed window starting at `window_start`; returns
+    /// the hits so far in that window. Kept in the database so every instance shares it.
+    pub async fn hit_rate_limit(&self, bucket: &str, window_start: i64) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($1, $2, 1)
+             ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1
+             RETURNING hits",
+        )
+        .bind(bucket)
+        .bind(window_start)
+        .fetch_one(&self.write)
+        .await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// Drops rate-limit windows that ended before `before`.
+    pub async fn prune_rate_limits(&self, before: i64) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM rate_limits WHERE window_start < $1")
+            .bind(before)
+            .execute(&self.write)
+            .await?
+            .rows_affected())
+    }
+}

@@ -1,0 +1,141 @@
+//! The credit ledger: one row per movement, unique idempotency key, and a running balance
+//! updated in the same transaction.
+
+use sqlx::Row;
+use sqlx::AnyConnection;
+
+use super::{Result, Store};
+
+/// What the ledger found when asked to add credits under a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credit {
+    Added,
+    /// The key was used before with the same account and amount.
+    AlreadyAdded,
+    /// The key was used before with a different account or amount: nothing was added.
+    Conflicting { account: String, delta: i64 },
+}
+
+async fn add_to_balance(conn: &mut AnyConnection, account: &str, delta: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO balances (account, balance) VALUES ($1, $2)
+         ON CONFLICT (account) DO UPDATE SET balance = balances.balance + excluded.balance",
+    )
+    .bind(account)
+    .bind(delta)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Adds `delta` (> 0) credits to `account` exactly once per `key`.
+    pub async fn credit(
+        &self,
+        key: &str,
+        account: &str,
+        delta: i64,
+        kind: &str,
+        now: i64,
+    ) -> Result<Credit> {
+        let mut tx = self.write.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO ledger (account, delta, kind, idempotency_key, at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        )
+        .bind(account)
+        .bind(delta)
+        .bind(kind)
+        .bind(key)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if inserted.is_some() {
+            add_to_balance(&mut tx, account, delta).await?;
+            tx.commit().await?;
+            return Ok(Credit::Added);
+        }
+        let row = sqlx::query("SELECT account, delta FROM ledger WHERE idempotency_key = $1")
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
+        let (acc, d): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
+        Ok(if acc == account && d == delta {
+            Credit::AlreadyAdded
+        } else {
+            Credit::Conflicting {
+                account: acc,
+                delta: d,
+            }
+        })
+    }
+
+    /// Takes `cost` credits from `account` if the balance covers it. Returns `None` (and
+    /// changes nothing) when it does not. The conditional UPDATE is atomic, so concurrent
+    /// debits can never take the balance below zero.
+    pub async fn debit(
+        &self,
+        key: &str,
+        account: &str,
+        cost: i64,
+        kind: &str,
+        now: i64,
+    ) -> Result<Option<()>> {
+        let mut tx = self.write.begin().await?;
+        let done = sqlx::query(
+            "UPDATE balances SET balance = balance - $2 WHERE account = $1 AND balance >= $2",
+        )
+        .bind(account)
+        .bind(cost)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if done != 1 {
+            return Ok(None);
+        }
+        sqlx::query(
+            "INSERT INTO ledger (account, delta, kind, idempotency_key, at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(account)
+        .bind(-cost)
+        .bind(kind)
+        .bind(key)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(()))
+    }
+
+    pub async fn balance(&self, account: &str) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar::<_, i64>("SELECT balance FROM balances WHERE account = $1")
+                .bind(account)
+                .fetch_optional(&self.write)
+                .await?
+                .unwrap_or(0),
+        )
+    }
+
+    /// The sum of the ledger rows of `account` (optionally of one kind): the audit view
+    /// that tests compare with the running balance.
+    pub async fn ledger_sum(&self, account: &str, kind: Option<&str>) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM ledger WHERE account = $1 AND ($2 IS NULL OR kind = $2)",
+        )
+        .bind(account)
+        .bind(kind)
+        .fetch_one(&self.write)
+        .await?)
+    }
+
+    /// Number of ledger rows with this key prefix (e.g. all grants of one attribution).
+    pub async fn ledger_rows_with_prefix(&self, prefix: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM ledger WHERE idempotency_key LIKE $1",
+        )
+        .bind(format!("{prefix}%"))
+        .fetch_one(&self.write)
+        .await?)
+    }
+}

@@ -1,0 +1,122 @@
+//! Storage: one [`Store`] over sqlx's `Any` driver, with a SQLite and a PostgreSQL flavour
+//! chosen by the URL scheme.
+//!
+//! Why one type and not two copies of every query: both databases accept the same SQL for
+//! everything this service does (`$N` parameters, `ON CONFLICT`, `RETURNING`), so the
+//! queries are written once. What genuinely differs lives in the two flavour modules:
+//! connection set-up and migrations ([`sqlite`], [`postgres`]) and exclusive claiming
+//! (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has a single writer connection, so an
+//! `UPDATE … RETURNING` is already exclusive).
+
+mod accounts;
+mod clicks;
+mod keys;
+pub mod ledger;
+mod postgres;
+pub mod referrals;
+pub mod rewards;
+mod sqlite;
+mod stats;
+
+use sqlx::AnyPool;
+use sqlx::{AssertSqlSafe, Row};
+
+pub use accounts::{AccountRow, CampaignRow};
+pub use clicks::{ClickRow, NewClick};
+pub use keys::ApiKeyRow;
+pub use referrals::{AttributionRow, AuditRow, ListFilter, NewAttribution, ReasonRow};
+pub use rewards::{ClaimedReward, RewardRow};
+pub use stats::{ClickCounts, StatsRow};
+
+/// A storage failure. Its text is for logs only; the core maps it to an internal error.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database url (use sqlite:… or postgres://…)")]
+    UnsupportedUrl,
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// The database. Cheap to clone (pools are reference-counted).
+#[derive(Clone, Debug)]
+pub struct Store {
+    /// Every write goes here. On SQLite this pool has exactly one connection: the single
+    /// writer that makes transactions serial and claims exclusive.
+    write: AnyPool,
+    /// Reads. On SQLite a separate pool, so reads never wait behind the writer (WAL).
+    read: AnyPool,
+    dialect: Dialect,
+}
+
+impl Store {
+    /// Connects, creating the SQLite file on first run, and applies the embedded migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        if url.starts_with("sqlite:") {
+            let (write, read) = sqlite::connect(url).await?;
+            Ok(Self {
+                write,
+                read,
+                dialect: Dialect::Sqlite,
+            })
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = postgres::connect(url).await?;
+            Ok(Self {
+                write: pool.clone(),
+                read: pool,
+                dialect: Dialect::Postgres,
+            })
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Readiness: one round trip on each pool.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        sqlx::query("SELECT 1").execute(&self.write).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    /// A server-wide setting; when absent, `default` is stored and returned. Used for
+    /// secrets generated on first run, so every process on one database agrees on them.
+    pub async fn setting_or_insert(&self, key: &str, default: &str) -> Result<String> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(default)
+            .execute(&self.write)
+            .await?;
+        let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_one(&self.write)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+}
+
+/// Builds a dynamic statement (a filter list, an `IN (…)`). Every value in it is bound as a
+/// parameter; only placeholders and fixed SQL fragments are concatenated.
+pub(crate) fn dynamic(sql: String) -> AssertSqlSafe<String> {
+    AssertSqlSafe(sql)
+}

@@ -1,0 +1,418 @@
+//! Attributions (referrals), their review reasons and audit trail, and the status
+//! transitions that must happen atomically with them.
+
+use sqlx::AnyConnection;
+use sqlx::{FromRow, Row};
+
+use super::rewards::{RewardPlan, create_rewards};
+use super::{Dialect, Result, Store, dynamic};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct AttributionRow {
+    pub id: i64,
+    pub referrer_account: String,
+    pub referred_account: String,
+    pub code: String,
+    pub campaign: String,
+    pub click_id: Option<i64>,
+    pub status: String,
+    pub review_decision: Option<String>,
+    pub qualified_at: Option<i64>,
+    pub qualification_event: Option<String>,
+    pub qualification_amount: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub referrer_email: Option<String>,
+    pub referred_email: Option<String>,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct ReasonRow {
+    pub reason: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct AuditRow {
+    pub actor: String,
+    pub action: String,
+    pub reason: Option<String>,
+    pub note: Option<String>,
+    pub at: i64,
+}
+
+pub struct NewAttribution<'a> {
+    pub referrer_account: &'a str,
+    pub referred_account: &'a str,
+    pub code: &'a str,
+    pub campaign: &'a str,
+    pub click_id: Option<i64>,
+    pub reasons: &'a [(&'static str, String)],
+    pub at: i64,
+}
+
+/// Filters for listing; every field is already validated by the core.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub user: Option<String>,
+    pub status: Option<String>,
+    pub campaign: Option<String>,
+    pub pending_grant: Option<bool>,
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// What a guarded status change found.
+#[derive(Debug)]
+pub enum Transition {
+    Done(AttributionRow),
+    WrongStatus(String),
+    NotFound,
+}
+
+const SELECT_ATTRIBUTION: &str = "SELECT a.id, a.referrer_account, a.referred_account, a.code, a.campaign, a.click_id, a.status, a.review_decision,
+    a.qualified_at, a.qualification_event, a.qualification_amount, a.created_at, a.updated_at,
+    rr.email AS referrer_email, rd.email AS referred_email
+    FROM attributions a
+    LEFT JOIN accounts rr ON rr.id = a.referrer_account
+    LEFT JOIN accounts rd ON rd.id = a.referred_account";
+
+pub(super) fn lock_clause(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Postgres => " FOR UPDATE",
+        // The single writer connection already serializes transactions.
+        Dialect::Sqlite => "",
+    }
+}
+
+async fn fetch_attribution(conn: &mut AnyConnection, id: i64) -> Result<AttributionRow> {
+    let sql = format!("{SELECT_ATTRIBUTION} WHERE a.id = $1");
+    Ok(sqlx::query_as::<_, AttributionRow>(dynamic(sql))
+        .bind(id)
+        .fetch_one(conn)
+        .await?)
+}
+
+async fn audit(
+    conn: &mut AnyConnection,
+    id: i64,
+    actor: &str,
+    action: &str,
+    reason: Option<&str>,
+    note: Option<&str>,
+    at: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (attribution_id, actor, action, reason, note, at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(actor)
+    .bind(action)
+    .bind(reason)
+    .bind(note)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Locks the attribution row (PostgreSQL) and returns its status and qualification time.
+async fn lock_status(
+    conn: &mut AnyConnection,
+    d: Dialect,
+    id: i64,
+) -> Result<Option<(String, Option<i64>)>> {
+    let sql = format!(
+        "SELECT status, qualified_at FROM attributions WHERE id = $1{}",
+        lock_clause(d)
+    );
+    let row = sqlx::query(dynamic(sql)).bind(id).fetch_optional(conn).await?;
+    Ok(match row {
+        Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+        None => None,
+    })
+}
+
+impl Store {
+    /// Inserts an attribution with its review reasons and first audit entry. If the
+    /// referred account is already attributed, returns that attribution and `false`.
+    pub async fn insert_attribution(
+        &self,
+        n: &NewAttribution<'_>,
+    ) -> Result<(AttributionRow, bool)> {
+        let mut tx = self.write.begin().await?;
+        let existing: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM attributions WHERE referred_account = $1")
+                .bind(n.referred_account)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(id) = existing {
+            let row = fetch_attribution(&mut tx, id).await?;
+            return Ok((row, false));
+        }
+        let status = if n.reasons.is_empty() {
+            "attributed"
+        } else {
+            "review_required"
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO attributions (referrer_account, referred_account, code, campaign, click_id, status, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (referred_account) DO NOTHING RETURNING id",
+        )
+        .bind(n.referrer_account)
+        .bind(n.referred_account)
+        .bind(n.code)
+        .bind(n.campaign)
+        .bind(n.click_id)
+        .bind(status)
+        .bind(n.at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(inserted) = inserted else {
+            // A concurrent signup for the same account won the race.
+            drop(tx);
+            let id: i64 =
+                sqlx::query_scalar("SELECT id FROM attributions WHERE referred_account = $1")
+                    .bind(n.referred_account)
+                    .fetch_one(&self.write)
+                    .await?;
+            let mut conn = self.write.acquire().await?;
+            return Ok((fetch_attribution(&mut conn, id).await?, false));
+        };
+        let id: i64 = inserted.try_get(0)?;
+        for (reason, detail) in n.reasons {
+            sqlx::query(
+                "INSERT INTO review_reasons (attribution_id, reason, detail) VALUES ($1, $2, $3)",
+            )
+            .bind(id)
+            .bind(*reason)
+            .bind(detail)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let action = if n.reasons.is_empty() {
+            "attributed"
+        } else {
+            "held_for_review"
+        };
+        audit(&mut tx, id, "system", action, None, None, n.at).await?;
+        let row = fetch_attribution(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok((row, true))
+    }
+
+    pub async fn attribution(&self, id: i64) -> Result<Option<AttributionRow>> {
+        let sql = format!("{SELECT_ATTRIBUTION} WHERE a.id = $1");
+        Ok(sqlx::query_as::<_, AttributionRow>(dynamic(sql))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    pub async fn attribution_by_referred(&self, account: &str) -> Result<Option<AttributionRow>> {
+        let sql = format!("{SELECT_ATTRIBUTION} WHERE a.referred_account = $1");
+        Ok(sqlx::query_as::<_, AttributionRow>(dynamic(sql))
+            .bind(account)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    /// Attributions by `referrer` created at or after `since` (the velocity signal).
+    pub async fn count_recent_attributions(&self, referrer: &str, since: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM attributions WHERE referrer_account = $1 AND created_at >= $2",
+        )
+        .bind(referrer)
+        .bind(since)
+        .fetch_one(&self.read)
+        .await?)
+    }
+
+    /// Newest first, `limit` rows; keyset on id so deep pages cost the same as the first.
+    pub async fn list_attributions(&self, f: &ListFilter) -> Result<Vec<AttributionRow>> {
+        let mut sql = format!("{SELECT_ATTRIBUTION} WHERE 1 = 1");
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        if f.user.is_some() {
+            let i = next();
+            sql.push_str(&format!(
+                " AND (a.referrer_account = ${i} OR a.referred_account = ${i})"
+            ));
+        }
+        if f.status.is_some() {
+            sql.push_str(&format!(" AND a.status = ${}", next()));
+        }
+        if f.campaign.is_some() {
+            sql.push_str(&format!(" AND a.campaign = ${}", next()));
+        }
+        if f.before_id.is_some() {
+            sql.push_str(&format!(" AND a.id < ${}", next()));
+        }
+        match f.pending_grant {
+            Some(true) => sql.push_str(
+                " AND EXISTS (SELECT 1 FROM rewards r WHERE r.attribution_id = a.id AND r.status IN ('pending', 'failed'))",
+            ),
+            Some(false) => sql.push_str(
+                " AND NOT EXISTS (SELECT 1 FROM rewards r WHERE r.attribution_id = a.id AND r.status IN ('pending', 'failed'))",
+            ),
+            None => {}
+        }
+        sql.push_str(&format!(" ORDER BY a.id DESC LIMIT ${}", next()));
+        let mut q = sqlx::query_as::<_, AttributionRow>(dynamic(sql));
+        if let Some(u) = &f.user {
+            q = q.bind(u.clone());
+        }
+        if let Some(s) = &f.status {
+            q = q.bind(s.clone());
+        }
+        if let Some(c) = &f.campaign {
+            q = q.bind(c.clone());
+        }
+        if let Some(b) = f.before_id {
+            q = q.bind(b);
+        }
+        Ok(q.bind(f.limit).fetch_all(&self.read).await?)
+    }
+
+    pub async fn reasons(&self, id: i64) -> Result<Vec<ReasonRow>> {
+        Ok(sqlx::query_as::<_, ReasonRow>(
+            "SELECT reason, detail FROM review_reasons WHERE attribution_id = $1 ORDER BY reason",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    pub async fn audit_trail(&self, id: i64) -> Result<Vec<AuditRow>> {
+        Ok(sqlx::query_as::<_, AuditRow>(
+            "SELECT actor, action, reason, note, at FROM audit_events WHERE attribution_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// `attributed` → `qualified` with rewards created; `review_required` records the
+    /// qualification and waits for a decision; any other status is left alone.
+    pub async fn qualify(
+        &self,
+        id: i64,
+        event: &str,
+        amount: Option<i64>,
+        plan: &RewardPlan<'_>,
+    ) -> Result<Transition> {
+        let mut tx = self.write.begin().await?;
+        let Some((status, qualified_at)) = lock_status(&mut tx, self.dialect, id).await? else {
+            return Ok(Transition::NotFound);
+        };
+        match status.as_str() {
+            "attributed" | "review_required" if qualified_at.is_none() => {
+                let next = if status == "attributed" {
+                    "qualified"
+                } else {
+                    "review_required"
+                };
+                sqlx::query(
+                    "UPDATE attributions SET status = $2, qualified_at = $3, qualification_event = $4, qualification_amount = $5, updated_at = $3 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(next)
+                .bind(plan.now)
+                .bind(event)
+                .bind(amount)
+                .execute(&mut *tx)
+                .await?;
+                audit(&mut tx, id, "system", "qualified", Some(event), None, plan.now).await?;
+                if next == "qualified" {
+                    create_rewards(&mut tx, self.dialect, id, plan).await?;
+                }
+            }
+            _ => return Ok(Transition::WrongStatus(status)),
+        }
+        let row = fetch_attribution(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(Transition::Done(row))
+    }
+
+    /// `review_required` → approved: back to `attributed`, or to `qualified` with rewards
+    /// created when the qualification already arrived.
+    pub async fn approve(
+        &self,
+        id: i64,
+        actor: &str,
+        note: Option<&str>,
+        plan: &RewardPlan<'_>,
+    ) -> Result<Transition> {
+        let mut tx = self.write.begin().await?;
+        let Some((status, qualified_at)) = lock_status(&mut tx, self.dialect, id).await? else {
+            return Ok(Transition::NotFound);
+        };
+        if status != "review_required" {
+            return Ok(Transition::WrongStatus(status));
+        }
+        let next = if qualified_at.is_some() {
+            "qualified"
+        } else {
+            "attributed"
+        };
+        sqlx::query(
+            "UPDATE attributions SET status = $2, review_decision = 'approved', updated_at = $3 WHERE id = $1 AND status = 'review_required'",
+        )
+        .bind(id)
+        .bind(next)
+        .bind(plan.now)
+        .execute(&mut *tx)
+        .await?;
+        audit(&mut tx, id, actor, "approved", None, note, plan.now).await?;
+        if next == "qualified" {
+            create_rewards(&mut tx, self.dialect, id, plan).await?;
+        }
+        let row = fetch_attribution(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(Transition::Done(row))
+    }
+
+    pub async fn reject(
+        &self,
+        id: i64,
+        actor: &str,
+        reason: &str,
+        note: Option<&str>,
+        now: i64,
+    ) -> Result<Transition> {
+        let mut tx = self.write.begin().await?;
+        let Some((status, _)) = lock_status(&mut tx, self.dialect, id).await? else {
+            return Ok(Transition::NotFound);
+        };
+        if status != "review_required" {
+            return Ok(Transition::WrongStatus(status));
+        }
+        sqlx::query(
+            "UPDATE attributions SET status = 'rejected', review_decision = 'rejected', updated_at = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        audit(&mut tx, id, actor, "rejected", Some(reason), note, now).await?;
+        let row = fetch_attribution(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(Transition::Done(row))
+    }
+
+    /// `qualified` → `rewarded` once no reward of the attribution is still open.
+    pub async fn settle_attribution(&self, id: i64, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE attributions SET status = 'rewarded', updated_at = $2 WHERE id = $1 AND status = 'qualified'
+             AND NOT EXISTS (SELECT 1 FROM rewards r WHERE r.attribution_id = $1 AND r.status IN ('pending', 'failed'))",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,220 @@
+//! Reward records: creation under the referrer's cap, exclusive claiming for granting, and
+//! the status changes after the credit sink answers.
+
+use sqlx::FromRow;
+use sqlx::AnyConnection;
+
+use super::referrals::lock_clause;
+use super::{Dialect, Result, Store, dynamic};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct RewardRow {
+    pub id: i64,
+    pub attribution_id: i64,
+    pub side: String,
+    pub account: String,
+    pub credits: i64,
+    pub status: String,
+    pub grant_key: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub granted_at: Option<i64>,
+}
+
+/// A reward this process has claimed and must now grant.
+#[derive(Debug, Clone, FromRow)]
+pub struct ClaimedReward {
+    pub id: i64,
+    pub attribution_id: i64,
+    pub side: String,
+    pub account: String,
+    pub credits: i64,
+    pub grant_key: String,
+}
+
+/// What the core decided about the rewards of one attribution.
+pub struct RewardPlan<'a> {
+    pub referrer_credits: i64,
+    pub referred_credits: i64,
+    /// Decides, from the referrer's rewards already counted against the cap in the
+    /// current period (count, credits), whether one more of `referrer_credits` is over it.
+    pub over_cap: &'a (dyn Fn(i64, i64) -> bool + Send + Sync),
+    pub cap_since: i64,
+    /// New pending rewards are claimed by their creator until then, so a concurrent
+    /// recover run leaves them to the inline grant (and takes them if that dies).
+    pub lease_until: i64,
+    pub now: i64,
+}
+
+const REWARD_COLS: &str = "id, attribution_id, side, account, credits, status, grant_key, attempts, last_error, created_at, granted_at";
+
+pub fn grant_key(attribution_id: i64, side: &str) -> String {
+    format!("referral:{attribution_id}:{side}")
+}
+
+/// Creates both rewards of an attribution inside the caller's transaction.
+pub(super) async fn create_rewards(
+    conn: &mut AnyConnection,
+    d: Dialect,
+    attribution_id: i64,
+    plan: &RewardPlan<'_>,
+) -> Result<()> {
+    let (referrer, referred): (String, String) = sqlx::query_as(
+        "SELECT referrer_account, referred_account FROM attributions WHERE id = $1",
+    )
+    .bind(attribution_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    // Serialize cap decisions per referrer across instances.
+    let lock = format!("SELECT id FROM accounts WHERE id = $1{}", lock_clause(d));
+    sqlx::query(dynamic(lock))
+        .bind(&referrer)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let (used_count, used_credits): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(credits), 0) AS BIGINT) FROM rewards
+         WHERE account = $1 AND side = 'referrer' AND status IN ('pending', 'granted', 'failed') AND created_at >= $2",
+    )
+    .bind(&referrer)
+    .bind(plan.cap_since)
+    .fetch_one(&mut *conn)
+    .await?;
+    let referrer_status = if (plan.over_cap)(used_count, used_credits) {
+        "capped"
+    } else {
+        "pending"
+    };
+    for (side, account, credits, status) in [
+        ("referrer", &referrer, plan.referrer_credits, referrer_status),
+        ("referred", &referred, plan.referred_credits, "pending"),
+    ] {
+        let lease = (status == "pending").then_some(plan.lease_until);
+        sqlx::query(
+            "INSERT INTO rewards (attribution_id, side, account, credits, status, grant_key, claimed_until, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (attribution_id, side) DO NOTHING",
+        )
+        .bind(attribution_id)
+        .bind(side)
+        .bind(account)
+        .bind(credits)
+        .bind(status)
+        .bind(grant_key(attribution_id, side))
+        .bind(lease)
+        .bind(plan.now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Rewards of the given attributions, ordered by attribution then side.
+    pub async fn rewards_for(&self, attribution_ids: &[i64]) -> Result<Vec<RewardRow>> {
+        if attribution_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=attribution_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {REWARD_COLS} FROM rewards WHERE attribution_id IN ({}) ORDER BY attribution_id, side DESC",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query_as::<_, RewardRow>(dynamic(sql));
+        for id in attribution_ids {
+            q = q.bind(*id);
+        }
+        Ok(q.fetch_all(&self.read).await?)
+    }
+
+    /// Pending rewards of one attribution that this caller created and still holds
+    /// (claimed until `lease_until`), to be granted inline.
+    pub async fn own_pending_rewards(
+        &self,
+        attribution_id: i64,
+        lease_until: i64,
+    ) -> Result<Vec<ClaimedReward>> {
+        Ok(sqlx::query_as::<_, ClaimedReward>(
+            "SELECT id, attribution_id, side, account, credits, grant_key FROM rewards
+             WHERE attribution_id = $1 AND status = 'pending' AND claimed_until = $2 ORDER BY id",
+        )
+        .bind(attribution_id)
+        .bind(lease_until)
+        .fetch_all(&self.write)
+        .await?)
+    }
+
+    /// Claims up to `limit` open rewards (pending or failed, not claimed by a live run)
+    /// until `lease_until`. Two runs never receive the same reward.
+    pub async fn claim_open_rewards(
+        &self,
+        limit: i64,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Vec<ClaimedReward>> {
+        let skip_locked = match self.dialect {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE rewards SET claimed_until = $1 WHERE id IN (
+               SELECT id FROM rewards WHERE status IN ('pending', 'failed')
+                 AND (claimed_until IS NULL OR claimed_until < $2)
+               ORDER BY id LIMIT $3{skip_locked})
+             RETURNING id, attribution_id, side, account, credits, grant_key"
+        );
+        let mut rows = sqlx::query_as::<_, ClaimedReward>(dynamic(sql))
+            .bind(lease_until)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.write)
+            .await?;
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
+    }
+
+    /// Marks a reward granted after the sink answered granted or already granted.
+    pub async fn mark_granted(&self, reward_id: i64, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE rewards SET status = 'granted', granted_at = $2, claimed_until = NULL, attempts = attempts + 1, last_error = NULL
+             WHERE id = $1 AND status IN ('pending', 'failed')",
+        )
+        .bind(reward_id)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt and releases the claim so a later recover retries it.
+    pub async fn mark_failed(&self, reward_id: i64, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE rewards SET status = 'failed', claimed_until = NULL, attempts = attempts + 1, last_error = $2
+             WHERE id = $1 AND status IN ('pending', 'failed')",
+        )
+        .bind(reward_id)
+        .bind(error)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Gives back claims a cancelled run did not get to.
+    pub async fn release_claims(&self, reward_ids: &[i64]) -> Result<()> {
+        for id in reward_ids {
+            sqlx::query("UPDATE rewards SET claimed_until = NULL WHERE id = $1 AND status IN ('pending', 'failed')")
+                .bind(*id)
+                .execute(&self.write)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Rewards still waiting for a grant (pending or failed).
+    pub async fn count_open_rewards(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM rewards WHERE status IN ('pending', 'failed')",
+        )
+        .fetch_one(&self.write)
+        .await?)
+    }
+}

@@ -1,0 +1,54 @@
+//! SQLite flavour: a file created on first run, WAL mode, one writer connection.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::AnyPool;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{ConnectOptions, Executor};
+
+use super::Result;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+fn with_mode(url: &str, mode: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    if url.contains("mode=") {
+        url.to_owned()
+    } else {
+        format!("{url}{sep}mode={mode}")
+    }
+}
+
+pub(super) async fn connect(url: &str) -> Result<(AnyPool, AnyPool)> {
+    fn pragmas<'c>(
+        conn: &'c mut sqlx::AnyConnection,
+        _meta: sqlx::pool::PoolConnectionMetadata,
+    ) -> futures::future::BoxFuture<'c, std::result::Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            // FULL: a write is on disk before it is acknowledged. foreign_keys: enforce
+            // references. busy_timeout: readers may briefly meet a checkpoint.
+            conn.execute(
+                "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL;",
+            )
+            .await?;
+            Ok(())
+        })
+    }
+    let write_opts = AnyConnectOptions::from_str(&with_mode(url, "rwc"))?.disable_statement_logging();
+    let write = AnyPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(60))
+        .after_connect(pragmas)
+        .connect_with(write_opts)
+        .await?;
+    sqlx::query("PRAGMA journal_mode = WAL").execute(&write).await?;
+    MIGRATOR.run(&write).await?;
+    let read_opts = AnyConnectOptions::from_str(&with_mode(url, "ro"))?.disable_statement_logging();
+    let read = AnyPoolOptions::new()
+        .max_connections(4)
+        .after_connect(pragmas)
+        .connect_with(read_opts)
+        .await?;
+    Ok((write, read))
+}

@@ -1,0 +1,121 @@
+//! Funnel figures. Clicks come from the daily counters; the rest from indexed ranges.
+
+use sqlx::FromRow;
+
+use super::{Result, Store, dynamic};
+
+#[derive(Debug, Clone, Default, FromRow)]
+pub struct ClickCounts {
+    pub total: i64,
+    pub unique_count: i64,
+    pub bots: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StatsRow {
+    pub clicks: ClickCounts,
+    pub signups: i64,
+    pub qualified: i64,
+    pub rewarded_count: i64,
+    pub rewarded_credits: i64,
+    pub capped_count: i64,
+    pub capped_credits: i64,
+    pub review_pending: i64,
+    pub review_approved: i64,
+    pub review_rejected: i64,
+}
+
+impl Store {
+    /// Figures for `[from, to)` (unix seconds), optionally for one campaign.
+    pub async fn stats(&self, from: i64, to: i64, campaign: Option<&str>) -> Result<StatsRow> {
+        let camp = |alias: &str, n: usize| match campaign {
+            Some(_) => format!(" AND {alias}campaign = ${n}"),
+            None => String::new(),
+        };
+        let clicks_sql = format!(
+            "SELECT CAST(COALESCE(SUM(total), 0) AS BIGINT) AS total, CAST(COALESCE(SUM(unique_count), 0) AS BIGINT) AS unique_count,
+                    CAST(COALESCE(SUM(bots), 0) AS BIGINT) AS bots
+             FROM click_daily WHERE day >= $1 AND day < $2{}",
+            camp("", 3)
+        );
+        let mut q = sqlx::query_as::<_, ClickCounts>(dynamic(clicks_sql))
+            .bind(from.div_euclid(86_400))
+            .bind((to + 86_399).div_euclid(86_400));
+        if let Some(c) = campaign {
+            q = q.bind(c.to_owned());
+        }
+        let clicks = q.fetch_one(&self.read).await?;
+
+        let pair = |sql: String| {
+            let q = sqlx::query_as::<_, (i64, i64)>(dynamic(sql)).bind(from).bind(to);
+            let q = match campaign {
+                Some(c) => q.bind(c.to_owned()),
+                None => q,
+            };
+            q.fetch_one(&self.read)
+        };
+        let (signups, review_pending) = pair(format!(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN status = 'review_required' THEN 1 ELSE 0 END), 0) AS BIGINT)
+             FROM attributions WHERE created_at >= $1 AND created_at < $2{}",
+            camp("", 3)
+        ))
+        .await?;
+        let (review_approved, review_rejected) = pair(format!(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN review_decision = 'approved' THEN 1 ELSE 0 END), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(CASE WHEN review_decision = 'rejected' THEN 1 ELSE 0 END), 0) AS BIGINT)
+             FROM attributions WHERE created_at >= $1 AND created_at < $2{}",
+            camp("", 3)
+        ))
+        .await?;
+        let (qualified, _) = pair(format!(
+            "SELECT COUNT(*), 0 FROM attributions WHERE qualified_at >= $1 AND qualified_at < $2{}",
+            camp("", 3)
+        ))
+        .await?;
+        let (rewarded_count, rewarded_credits) = pair(format!(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(r.credits), 0) AS BIGINT) FROM rewards r JOIN attributions a ON a.id = r.attribution_id
+             WHERE r.status = 'granted' AND r.granted_at >= $1 AND r.granted_at < $2{}",
+            camp("a.", 3)
+        ))
+        .await?;
+        let (capped_count, capped_credits) = pair(format!(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(r.credits), 0) AS BIGINT) FROM rewards r JOIN attributions a ON a.id = r.attribution_id
+             WHERE r.status = 'capped' AND r.created_at >= $1 AND r.created_at < $2{}",
+            camp("a.", 3)
+        ))
+        .await?;
+        Ok(StatsRow {
+            clicks,
+            signups,
+            qualified,
+            rewarded_count,
+            rewarded_credits,
+            capped_count,
+            capped_credits,
+            review_pending,
+            review_approved,
+            review_rejected,
+        })
+    }
+
+    /// Per-referrer figures for the "invite friends" page.
+    pub async fn referrer_summary(&self, account: &str) -> Result<(i64, i64, i64, i64, i64)> {
+        let (signups, qualified): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN status IN ('qualified', 'rewarded') THEN 1 ELSE 0 END), 0) AS BIGINT)
+             FROM attributions WHERE referrer_account = $1",
+        )
+        .bind(account)
+        .fetch_one(&self.read)
+        .await?;
+        let (earned, pending, capped): (i64, i64, i64) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'granted' THEN credits ELSE 0 END), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(CASE WHEN status IN ('pending', 'failed') THEN credits ELSE 0 END), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(CASE WHEN status = 'capped' THEN 1 ELSE 0 END), 0) AS BIGINT)
+             FROM rewards WHERE account = $1",
+        )
+        .bind(account)
+        .fetch_one(&self.read)
+        .await?;
+        Ok((signups, qualified, earned, pending, capped))
+    }
+}
