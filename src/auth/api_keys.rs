@@ -66,7 +66,14 @@ impl ApiKeys {
         let name = crate::core::text::clean(name, 100);
         let id = self
             .store
-            .insert_api_key(&prefix, &hash(&key), &name, account.as_str(), &scopes_s, now)
+            .insert_api_key(
+                &prefix,
+                &hash(&key),
+                &name,
+                account.as_str(),
+                &scopes_s,
+                now,
+            )
             .await?;
         Ok(NewApiKey {
             id,
@@ -93,8 +100,15 @@ impl ApiKeys {
             .map(|(p, _)| p)
             .filter(|p| p.len() == PREFIX_LEN)
             .ok_or_else(bad_key)?;
-        let row = self.store.api_key_by_prefix(prefix).await?.ok_or_else(bad_key)?;
-        let matches: bool = hash(key).as_bytes().ct_eq(row.secret_hash.as_bytes()).into();
+        let row = self
+            .store
+            .api_key_by_prefix(prefix)
+            .await?
+            .ok_or_else(bad_key)?;
+        let matches: bool = hash(key)
+            .as_bytes()
+            .ct_eq(row.secret_hash.as_bytes())
+            .into();
         if !matches || row.revoked_at.is_some() {
             return Err(bad_key());
         }

@@ -83,8 +83,8 @@ impl JwtConfig {
         v.set_required_spec_claims(&["exp", "sub", "aud"]);
         v.validate_nbf = true;
         v.leeway = 5;
-        let data = decode::<Claims>(token, &DecodingKey::from_secret(&self.secret), &v)
-            .map_err(|e| {
+        let data =
+            decode::<Claims>(token, &DecodingKey::from_secret(&self.secret), &v).map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind as K;
                 let why = match e.kind() {
                     K::ExpiredSignature => "the token has expired",
@@ -93,7 +93,9 @@ impl JwtConfig {
                     K::InvalidIssuer => "the token has the wrong issuer",
                     K::InvalidSignature => "the token signature is invalid",
                     K::InvalidAlgorithm => "the token algorithm is not accepted",
-                    K::MissingRequiredClaim(_) => "the token lacks a required claim (sub, exp, aud)",
+                    K::MissingRequiredClaim(_) => {
+                        "the token lacks a required claim (sub, exp, aud)"
+                    }
                     _ => "the token is malformed",
                 };
                 Error::Unauthenticated(why.to_owned())
@@ -170,7 +172,8 @@ mod tests {
         let body = enc.encode(serde_json::to_vec(&claims(600)).unwrap());
         refused(&format!("{header}.{body}."));
         let now = jsonwebtoken::get_current_timestamp();
-        let no_sub = serde_json::json!({"aud": "referral-mcp", "exp": now + 600, "iss": "issuer-a"});
+        let no_sub =
+            serde_json::json!({"aud": "referral-mcp", "exp": now + 600, "iss": "issuer-a"});
         let t = encode(
             &Header::new(Algorithm::HS256),
             &no_sub,

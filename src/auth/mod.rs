@@ -223,9 +223,7 @@ mod tests {
     fn key(scopes: &[Scope]) -> Principal {
         Principal {
             account: AccountId::parse("a", "ops").unwrap(),
-            via: Via::ApiKey {
-                prefix: "p".into(),
-            },
+            via: Via::ApiKey { prefix: "p".into() },
             scopes: scopes.iter().copied().collect(),
         }
     }

@@ -25,7 +25,9 @@ pub enum GrantOutcome {
 pub enum SinkError {
     /// Like TigerBeetle's `exists_with_different_amount`: the key exists with another
     /// account or amount. Nothing is granted; an operator must look.
-    #[error("grant key {key} already exists with a different account or amount ({existing}); nothing granted")]
+    #[error(
+        "grant key {key} already exists with a different account or amount ({existing}); nothing granted"
+    )]
     DifferentAmount { key: String, existing: String },
     /// The sink could not be reached or failed; the grant may be retried.
     #[error("billing unavailable: {0}")]
@@ -55,7 +57,13 @@ impl CreditSink for LedgerSink {
     async fn grant(&self, g: &Grant) -> Result<GrantOutcome, SinkError> {
         match self
             .store
-            .credit(&g.key, &g.account, g.credits, "referral_reward", self.clock.now())
+            .credit(
+                &g.key,
+                &g.account,
+                g.credits,
+                "referral_reward",
+                self.clock.now(),
+            )
             .await
         {
             Ok(Credit::Added) => Ok(GrantOutcome::Granted),

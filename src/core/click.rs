@@ -87,8 +87,20 @@ pub fn classify_user_agent(ua: Option<&str>) -> (String, bool) {
     };
     let l = ua.to_ascii_lowercase();
     const BOT_MARKERS: &[&str] = &[
-        "bot", "crawler", "spider", "slurp", "curl/", "wget/", "python-requests", "httpclient",
-        "headless", "go-http-client", "facebookexternalhit", "preview", "scrapy", "java/",
+        "bot",
+        "crawler",
+        "spider",
+        "slurp",
+        "curl/",
+        "wget/",
+        "python-requests",
+        "httpclient",
+        "headless",
+        "go-http-client",
+        "facebookexternalhit",
+        "preview",
+        "scrapy",
+        "java/",
     ];
     let is_bot = l.is_empty() || BOT_MARKERS.iter().any(|m| l.contains(m));
     let family = if l.contains("edg/") {
@@ -137,7 +149,10 @@ pub fn sanitize(raw: &RawClick, ip_key: &[u8]) -> SanitizedClick {
         .as_deref()
         .and_then(parse_url)
         .filter(|u| u.host_str() != Some("landing.invalid"))
-        .and_then(|u| u.host_str().map(|h| clean(&h.to_ascii_lowercase(), MAX_HOST)))
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| clean(&h.to_ascii_lowercase(), MAX_HOST))
+        })
         .and_then(opt);
     let (ua_family, is_bot) = classify_user_agent(raw.user_agent.as_deref());
     let [utm_source, utm_medium, utm_campaign, utm_term, utm_content] = utm;

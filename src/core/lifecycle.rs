@@ -15,7 +15,9 @@ use super::{Referrals, Result};
 use crate::auth::{Operation, Principal};
 use crate::billing::{Grant, GrantOutcome, SinkError};
 use crate::store::rewards::RewardPlan;
-use crate::store::{AccountRow, AttributionRow, CampaignRow, ClaimedReward, NewAttribution, NewClick};
+use crate::store::{
+    AccountRow, AttributionRow, CampaignRow, ClaimedReward, NewAttribution, NewClick,
+};
 
 /// A click on a share link.
 #[derive(Debug, Clone)]
@@ -211,7 +213,10 @@ impl Referrals {
                 message: "self-referral is refused: an account cannot use its own code".into(),
             });
         }
-        if let Some(existing) = self.store.attribution_by_referred(ev.account.as_str()).await?
+        if let Some(existing) = self
+            .store
+            .attribution_by_referred(ev.account.as_str())
+            .await?
             && let Some((referrer, _, _)) = &target
             && existing.referrer_account != referrer.id
         {
@@ -223,7 +228,9 @@ impl Referrals {
                 existing.status,
             ));
         }
-        let ip_hash = ev.ip.map(|ip| hash_ip(&self.settings.ip_hash_key, Some(ip)));
+        let ip_hash = ev
+            .ip
+            .map(|ip| hash_ip(&self.settings.ip_hash_key, Some(ip)));
         let account = self
             .store
             .ensure_account(

@@ -54,7 +54,13 @@ impl Referrals {
             // this line were retried.
             if let Err(e) = self
                 .store
-                .credit(&format!("refund:{id}"), account, cost, "refund", self.clock.now())
+                .credit(
+                    &format!("refund:{id}"),
+                    account,
+                    cost,
+                    "refund",
+                    self.clock.now(),
+                )
                 .await
             {
                 tracing::error!(error = %e, charge = %id, "refund failed; the charge stands");

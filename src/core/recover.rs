@@ -61,6 +61,7 @@ impl Referrals {
         let total = limit.min(open);
         let mut report = RecoverReport::default();
         let mut touched = BTreeSet::new();
+        let mut after_id = 0;
         'outer: while report.attempted < limit {
             if cancel.is_cancelled() {
                 report.cancelled = true;
@@ -70,11 +71,12 @@ impl Referrals {
             let want = BATCH.min((limit - report.attempted) as i64);
             let batch = self
                 .store
-                .claim_open_rewards(want, now, now + self.settings.grant_lease_secs)
+                .claim_open_rewards(after_id, want, now, now + self.settings.grant_lease_secs)
                 .await?;
-            if batch.is_empty() {
+            let Some(last) = batch.last() else {
                 break;
-            }
+            };
+            after_id = last.id;
             for (i, r) in batch.iter().enumerate() {
                 if cancel.is_cancelled() {
                     let rest: Vec<i64> = batch[i..].iter().map(|r| r.id).collect();

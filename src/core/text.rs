@@ -75,11 +75,39 @@ impl SafeText {
 
 /// Free mail providers: two accounts on one of these share nothing suspicious.
 const PUBLIC_DOMAINS: &[&str] = &[
-    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com",
-    "yahoo.com", "ymail.com", "icloud.com", "me.com", "mac.com", "aol.com", "proton.me",
-    "protonmail.com", "gmx.com", "gmx.de", "web.de", "mail.com", "zoho.com", "yandex.com",
-    "yandex.ru", "mail.ru", "qq.com", "163.com", "126.com", "fastmail.com", "hey.com",
-    "tutanota.com", "pm.me", "orange.fr", "free.fr", "btinternet.com", "comcast.net",
+    "gmail.com",
+    "googlemail.com",
+    "outlook.com",
+    "hotmail.com",
+    "live.com",
+    "msn.com",
+    "yahoo.com",
+    "ymail.com",
+    "icloud.com",
+    "me.com",
+    "mac.com",
+    "aol.com",
+    "proton.me",
+    "protonmail.com",
+    "gmx.com",
+    "gmx.de",
+    "web.de",
+    "mail.com",
+    "zoho.com",
+    "yandex.com",
+    "yandex.ru",
+    "mail.ru",
+    "qq.com",
+    "163.com",
+    "126.com",
+    "fastmail.com",
+    "hey.com",
+    "tutanota.com",
+    "pm.me",
+    "orange.fr",
+    "free.fr",
+    "btinternet.com",
+    "comcast.net",
 ];
 
 /// The shipped list of disposable mail domains (one per line, `#` comments).
@@ -116,9 +144,7 @@ impl Email {
         if raw.len() > 254 || raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(bad("must be an e-mail address of at most 254 characters"));
         }
-        let (local, domain) = raw
-            .rsplit_once('@')
-            .ok_or_else(|| bad("must contain @"))?;
+        let (local, domain) = raw.rsplit_once('@').ok_or_else(|| bad("must contain @"))?;
         let domain = domain.to_ascii_lowercase();
         if local.is_empty()
             || local.len() > 64

@@ -298,7 +298,10 @@ mod tests {
 
     #[test]
     fn codes_are_case_insensitive_and_bounded() {
-        assert_eq!(ReferralCode::parse("code", "AbCd").unwrap().as_str(), "abcd");
+        assert_eq!(
+            ReferralCode::parse("code", "AbCd").unwrap().as_str(),
+            "abcd"
+        );
         assert!(ReferralCode::parse("code", "abc").is_err());
         assert!(ReferralCode::parse("code", "ab/cd").is_err());
         let g = ReferralCode::generate();

@@ -80,16 +80,20 @@ impl Store {
     }
 
     pub async fn campaign(&self, id: &str) -> Result<Option<CampaignRow>> {
-        Ok(sqlx::query_as::<_, CampaignRow>("SELECT * FROM campaigns WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?)
+        Ok(
+            sqlx::query_as::<_, CampaignRow>("SELECT * FROM campaigns WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?,
+        )
     }
 
     pub async fn campaign_ids(&self) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar::<_, String>("SELECT id FROM campaigns ORDER BY id")
-            .fetch_all(&self.read)
-            .await?)
+        Ok(
+            sqlx::query_scalar::<_, String>("SELECT id FROM campaigns ORDER BY id")
+                .fetch_all(&self.read)
+                .await?,
+        )
     }
 
     pub async fn account(&self, id: &str) -> Result<Option<AccountRow>> {
@@ -155,6 +159,8 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(StoreError::Corrupt("could not allocate a unique referral code".into()))
+        Err(StoreError::Corrupt(
+            "could not allocate a unique referral code".into(),
+        ))
     }
 }

@@ -146,10 +146,12 @@ impl Store {
 
     /// Drops rate-limit windows that ended before `before`.
     pub async fn prune_rate_limits(&self, before: i64) -> Result<u64> {
-        Ok(sqlx::query("DELETE FROM rate_limits WHERE window_start < $1")
-            .bind(before)
-            .execute(&self.write)
-            .await?
-            .rows_affected())
+        Ok(
+            sqlx::query("DELETE FROM rate_limits WHERE window_start < $1")
+                .bind(before)
+                .execute(&self.write)
+                .await?
+                .rows_affected(),
+        )
     }
 }

@@ -1,8 +1,8 @@
 //! The credit ledger: one row per movement, unique idempotency key, and a running balance
 //! updated in the same transaction.
 
-use sqlx::Row;
 use sqlx::AnyConnection;
+use sqlx::Row;
 
 use super::{Result, Store};
 
@@ -13,7 +13,10 @@ pub enum Credit {
     /// The key was used before with the same account and amount.
     AlreadyAdded,
     /// The key was used before with a different account or amount: nothing was added.
-    Conflicting { account: String, delta: i64 },
+    Conflicting {
+        account: String,
+        delta: i64,
+    },
 }
 
 async fn add_to_balance(conn: &mut AnyConnection, account: &str, delta: i64) -> Result<()> {
@@ -131,11 +134,11 @@ impl Store {
 
     /// Number of ledger rows with this key prefix (e.g. all grants of one attribution).
     pub async fn ledger_rows_with_prefix(&self, prefix: &str) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM ledger WHERE idempotency_key LIKE $1",
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM ledger WHERE idempotency_key LIKE $1")
+                .bind(format!("{prefix}%"))
+                .fetch_one(&self.write)
+                .await?,
         )
-        .bind(format!("{prefix}%"))
-        .fetch_one(&self.write)
-        .await?)
     }
 }

@@ -102,11 +102,13 @@ impl Store {
     /// A server-wide setting; when absent, `default` is stored and returned. Used for
     /// secrets generated on first run, so every process on one database agrees on them.
     pub async fn setting_or_insert(&self, key: &str, default: &str) -> Result<String> {
-        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-            .bind(key)
-            .bind(default)
-            .execute(&self.write)
-            .await?;
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(default)
+        .execute(&self.write)
+        .await?;
         let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
             .bind(key)
             .fetch_one(&self.write)
@@ -119,4 +121,47 @@ impl Store {
 /// parameter; only placeholders and fixed SQL fragments are concatenated.
 pub(crate) fn dynamic(sql: String) -> AssertSqlSafe<String> {
     AssertSqlSafe(sql)
+}
+
+impl Store {
+    /// Empties every table (tests that need several clean starts in one database).
+    #[doc(hidden)]
+    pub async fn truncate_all_for_tests(&self) -> Result<()> {
+        for t in [
+            "audit_events",
+            "review_reasons",
+            "rewards",
+            "attributions",
+            "clicks",
+            "click_daily",
+            "ledger",
+            "balances",
+            "api_keys",
+            "rate_limits",
+            "accounts",
+        ] {
+            sqlx::query(dynamic(format!("DELETE FROM {t}")))
+                .execute(&self.write)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Every text column of the newest click (tests check what is really stored).
+    #[doc(hidden)]
+    pub async fn raw_click_row_for_tests(&self) -> Result<Vec<String>> {
+        let row = sqlx::query(
+            "SELECT public_id, code, referrer_account, campaign, COALESCE(landing_path, ''), COALESCE(utm_source, ''),
+                    COALESCE(utm_medium, ''), COALESCE(utm_campaign, ''), COALESCE(utm_term, ''), COALESCE(utm_content, ''),
+                    COALESCE(referrer_host, ''), ua_family, ip_hash
+             FROM clicks ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        (0..13)
+            .map(|i| row.try_get::<String, _>(i).map_err(StoreError::from))
+            .collect()
+    }
 }

@@ -126,7 +126,10 @@ async fn lock_status(
         "SELECT status, qualified_at FROM attributions WHERE id = $1{}",
         lock_clause(d)
     );
-    let row = sqlx::query(dynamic(sql)).bind(id).fetch_optional(conn).await?;
+    let row = sqlx::query(dynamic(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
     Ok(match row {
         Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
         None => None,
@@ -325,7 +328,16 @@ impl Store {
                 .bind(amount)
                 .execute(&mut *tx)
                 .await?;
-                audit(&mut tx, id, "system", "qualified", Some(event), None, plan.now).await?;
+                audit(
+                    &mut tx,
+                    id,
+                    "system",
+                    "qualified",
+                    Some(event),
+                    None,
+                    plan.now,
+                )
+                .await?;
                 if next == "qualified" {
                     create_rewards(&mut tx, self.dialect, id, plan).await?;
                 }

@@ -1,8 +1,8 @@
 //! Reward records: creation under the referrer's cap, exclusive claiming for granting, and
 //! the status changes after the credit sink answers.
 
-use sqlx::FromRow;
 use sqlx::AnyConnection;
+use sqlx::FromRow;
 
 use super::referrals::lock_clause;
 use super::{Dialect, Result, Store, dynamic};
@@ -60,12 +60,11 @@ pub(super) async fn create_rewards(
     attribution_id: i64,
     plan: &RewardPlan<'_>,
 ) -> Result<()> {
-    let (referrer, referred): (String, String) = sqlx::query_as(
-        "SELECT referrer_account, referred_account FROM attributions WHERE id = $1",
-    )
-    .bind(attribution_id)
-    .fetch_one(&mut *conn)
-    .await?;
+    let (referrer, referred): (String, String) =
+        sqlx::query_as("SELECT referrer_account, referred_account FROM attributions WHERE id = $1")
+            .bind(attribution_id)
+            .fetch_one(&mut *conn)
+            .await?;
     // Serialize cap decisions per referrer across instances.
     let lock = format!("SELECT id FROM accounts WHERE id = $1{}", lock_clause(d));
     sqlx::query(dynamic(lock))
@@ -86,7 +85,12 @@ pub(super) async fn create_rewards(
         "pending"
     };
     for (side, account, credits, status) in [
-        ("referrer", &referrer, plan.referrer_credits, referrer_status),
+        (
+            "referrer",
+            &referrer,
+            plan.referrer_credits,
+            referrer_status,
+        ),
         ("referred", &referred, plan.referred_credits, "pending"),
     ] {
         let lease = (status == "pending").then_some(plan.lease_until);
@@ -114,7 +118,9 @@ impl Store {
         if attribution_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders: Vec<String> = (1..=attribution_ids.len()).map(|i| format!("${i}")).collect();
+        let placeholders: Vec<String> = (1..=attribution_ids.len())
+            .map(|i| format!("${i}"))
+            .collect();
         let sql = format!(
             "SELECT {REWARD_COLS} FROM rewards WHERE attribution_id IN ({}) ORDER BY attribution_id, side DESC",
             placeholders.join(", ")
@@ -144,9 +150,11 @@ impl Store {
     }
 
     /// Claims up to `limit` open rewards (pending or failed, not claimed by a live run)
-    /// until `lease_until`. Two runs never receive the same reward.
+    /// with ids above `after_id`, until `lease_until`. Two runs never receive the same
+    /// reward, and a run that walks forward by id never retries one it already tried.
     pub async fn claim_open_rewards(
         &self,
+        after_id: i64,
         limit: i64,
         now: i64,
         lease_until: i64,
@@ -158,7 +166,7 @@ impl Store {
         let sql = format!(
             "UPDATE rewards SET claimed_until = $1 WHERE id IN (
                SELECT id FROM rewards WHERE status IN ('pending', 'failed')
-                 AND (claimed_until IS NULL OR claimed_until < $2)
+                 AND (claimed_until IS NULL OR claimed_until < $2) AND id > $4
                ORDER BY id LIMIT $3{skip_locked})
              RETURNING id, attribution_id, side, account, credits, grant_key"
         );
@@ -166,6 +174,7 @@ impl Store {
             .bind(lease_until)
             .bind(now)
             .bind(limit)
+            .bind(after_id)
             .fetch_all(&self.write)
             .await?;
         rows.sort_by_key(|r| r.id);
@@ -211,10 +220,12 @@ impl Store {
 
     /// Rewards still waiting for a grant (pending or failed).
     pub async fn count_open_rewards(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM rewards WHERE status IN ('pending', 'failed')",
+        Ok(
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM rewards WHERE status IN ('pending', 'failed')",
+            )
+            .fetch_one(&self.write)
+            .await?,
         )
-        .fetch_one(&self.write)
-        .await?)
     }
 }

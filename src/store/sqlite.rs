@@ -35,14 +35,17 @@ pub(super) async fn connect(url: &str) -> Result<(AnyPool, AnyPool)> {
             Ok(())
         })
     }
-    let write_opts = AnyConnectOptions::from_str(&with_mode(url, "rwc"))?.disable_statement_logging();
+    let write_opts =
+        AnyConnectOptions::from_str(&with_mode(url, "rwc"))?.disable_statement_logging();
     let write = AnyPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(60))
         .after_connect(pragmas)
         .connect_with(write_opts)
         .await?;
-    sqlx::query("PRAGMA journal_mode = WAL").execute(&write).await?;
+    sqlx::query("PRAGMA journal_mode = WAL")
+        .execute(&write)
+        .await?;
     MIGRATOR.run(&write).await?;
     let read_opts = AnyConnectOptions::from_str(&with_mode(url, "ro"))?.disable_statement_logging();
     let read = AnyPoolOptions::new()

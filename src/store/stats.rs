@@ -47,7 +47,9 @@ impl Store {
         let clicks = q.fetch_one(&self.read).await?;
 
         let pair = |sql: String| {
-            let q = sqlx::query_as::<_, (i64, i64)>(dynamic(sql)).bind(from).bind(to);
+            let q = sqlx::query_as::<_, (i64, i64)>(dynamic(sql))
+                .bind(from)
+                .bind(to);
             let q = match campaign {
                 Some(c) => q.bind(c.to_owned()),
                 None => q,

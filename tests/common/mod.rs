@@ -1,0 +1,274 @@
+//! Test harness: every storage test runs on a fresh SQLite file and, when
+//! `REFERRAL_TEST_POSTGRES_URL` is set, on a fresh PostgreSQL database of its own.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use referral_mcp::auth::{Principal, ScopeSet, Via};
+use referral_mcp::billing::{CreditSink, LedgerSink};
+use referral_mcp::core::clock::Clock;
+use referral_mcp::core::types::AccountId;
+use referral_mcp::core::{Referrals, Settings};
+use referral_mcp::store::Store;
+use sqlx::Connection;
+
+pub const START: i64 = 1_780_000_000; // 2026-05-28, a fixed "now" for manual clocks
+
+/// A database that exists for one test only.
+pub struct TestDb {
+    pub url: String,
+    pub label: &'static str,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.pg.take() {
+            // Drop the database from a separate thread and runtime: Drop cannot be async.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url).await {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        )))
+                        .execute(&mut c)
+                        .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+fn unique_name() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 6];
+    rand::rng().fill_bytes(&mut b);
+    format!("referral_test_{}", hex::encode(b))
+}
+
+pub async fn sqlite_db() -> TestDb {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/test.db", dir.path().display());
+    TestDb {
+        url,
+        label: "sqlite",
+        _dir: Some(dir),
+        pg: None,
+    }
+}
+
+pub async fn postgres_db() -> Option<TestDb> {
+    let base = std::env::var("REFERRAL_TEST_POSTGRES_URL").ok()?;
+    let name = unique_name();
+    let mut c = sqlx::PgConnection::connect(&base)
+        .await
+        .expect("connect to REFERRAL_TEST_POSTGRES_URL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut c)
+        .await
+        .expect("create test database");
+    let mut u = url::Url::parse(&base).expect("postgres url");
+    u.set_path(&format!("/{name}"));
+    Some(TestDb {
+        url: u.to_string(),
+        label: "postgres",
+        _dir: None,
+        pg: Some((base, name)),
+    })
+}
+
+/// The databases this test should run on: SQLite always, PostgreSQL when configured.
+pub async fn databases() -> Vec<TestDb> {
+    let mut v = vec![sqlite_db().await];
+    match postgres_db().await {
+        Some(db) => v.push(db),
+        None => eprintln!(
+            "NOTE: PostgreSQL skipped for this test: set REFERRAL_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run it too"
+        ),
+    }
+    v
+}
+
+pub struct TestApp {
+    pub core: Referrals,
+    pub store: Store,
+    pub clock: Clock,
+}
+
+pub async fn app(db: &TestDb) -> TestApp {
+    app_with(db, None, Settings::default()).await
+}
+
+pub async fn app_with(
+    db: &TestDb,
+    sink: Option<Arc<dyn CreditSink>>,
+    settings: Settings,
+) -> TestApp {
+    let store = Store::connect(&db.url).await.expect("connect store");
+    let clock = Clock::manual(START);
+    let sink = sink.unwrap_or_else(|| Arc::new(LedgerSink::new(store.clone(), clock.clone())));
+    let core = Referrals::new(store.clone(), sink, settings, clock.clone());
+    core.ensure_default_campaign()
+        .await
+        .expect("default campaign");
+    TestApp { core, store, clock }
+}
+
+pub fn account(s: &str) -> AccountId {
+    AccountId::parse("account", s).expect("account id")
+}
+
+pub fn admin(account_id: &str) -> Principal {
+    Principal {
+        account: account(account_id),
+        via: Via::Jwt { admin: true },
+        scopes: ScopeSet::empty(),
+    }
+}
+
+pub fn user(account_id: &str) -> Principal {
+    Principal {
+        account: account(account_id),
+        via: Via::Jwt { admin: false },
+        scopes: ScopeSet::empty(),
+    }
+}
+
+use referral_mcp::core::click::RawClick;
+use referral_mcp::core::text::{Email, SafeText};
+use referral_mcp::core::types::ReferralCode;
+use referral_mcp::core::views::{QualifyOutcome, SignupOutcome};
+use referral_mcp::core::{ClickRequest, QualifyEvent, SignupEvent};
+
+/// Creates an account with no referrer; returns its referral code.
+pub async fn register(core: &Referrals, id: &str, email: &str, ip: &str) -> ReferralCode {
+    let out = core
+        .record_signup(SignupEvent {
+            account: account(id),
+            email: Some(Email::parse("email", email).unwrap()),
+            ip: Some(ip.parse().unwrap()),
+            code: None,
+            click_id: None,
+        })
+        .await
+        .expect("register");
+    ReferralCode::parse("code", &out.referral_code).unwrap()
+}
+
+/// Signs `id` up through `code`.
+pub async fn signup_via(
+    core: &Referrals,
+    id: &str,
+    email: &str,
+    ip: &str,
+    code: &ReferralCode,
+) -> SignupOutcome {
+    core.record_signup(SignupEvent {
+        account: account(id),
+        email: Some(Email::parse("email", email).unwrap()),
+        ip: Some(ip.parse().unwrap()),
+        code: Some(code.clone()),
+        click_id: None,
+    })
+    .await
+    .expect("signup")
+}
+
+pub async fn qualify(core: &Referrals, id: &str) -> QualifyOutcome {
+    core.record_qualification(QualifyEvent {
+        account: account(id),
+        event: SafeText::parse("event", "first_payment", 64).unwrap(),
+        amount: Some(2500),
+    })
+    .await
+    .expect("qualify")
+}
+
+pub fn click(code: &ReferralCode, ip: &str) -> ClickRequest {
+    ClickRequest {
+        code: code.clone(),
+        campaign: None,
+        raw: RawClick {
+            landing_url: Some(format!(
+                "https://app.example/r/{}?utm_source=x",
+                code.as_str()
+            )),
+            referrer_url: Some("https://news.example/item".into()),
+            user_agent: Some("Mozilla/5.0 Chrome/126.0".into()),
+            ip: Some(ip.parse().unwrap()),
+        },
+    }
+}
+
+/// Sum of reward credits in the ledger for an account.
+pub async fn rewards_credited(store: &Store, id: &str) -> i64 {
+    store
+        .ledger_sum(id, Some("referral_reward"))
+        .await
+        .expect("ledger sum")
+}
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use referral_mcp::billing::{Grant, GrantOutcome, SinkError};
+
+/// A sink in front of the ledger that can be switched off, or made to "crash" after the
+/// grant reached the ledger (the answer is lost).
+pub struct FlakySink {
+    pub inner: LedgerSink,
+    pub down: AtomicBool,
+    pub crash_after_grant: AtomicBool,
+    pub calls: AtomicUsize,
+}
+
+impl FlakySink {
+    pub fn new(store: &Store, clock: &Clock) -> Arc<Self> {
+        Arc::new(Self {
+            inner: LedgerSink::new(store.clone(), clock.clone()),
+            down: AtomicBool::new(false),
+            crash_after_grant: AtomicBool::new(false),
+            calls: AtomicUsize::new(0),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl CreditSink for FlakySink {
+    async fn grant(&self, g: &Grant) -> Result<GrantOutcome, SinkError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(SinkError::Unavailable("billing is down (test)".into()));
+        }
+        let out = self.inner.grant(g).await?;
+        if self.crash_after_grant.load(Ordering::SeqCst) {
+            return Err(SinkError::Unavailable(
+                "connection reset after grant (test)".into(),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// An app whose sink is a [`FlakySink`] on the same database.
+pub async fn flaky_app(db: &TestDb) -> (TestApp, Arc<FlakySink>) {
+    let store = Store::connect(&db.url).await.expect("connect store");
+    let clock = Clock::manual(START);
+    let sink = FlakySink::new(&store, &clock);
+    let core = Referrals::new(
+        store.clone(),
+        sink.clone(),
+        Settings::default(),
+        clock.clone(),
+    );
+    core.ensure_default_campaign()
+        .await
+        .expect("default campaign");
+    (TestApp { core, store, clock }, sink)
+}

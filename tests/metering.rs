@@ -1,0 +1,155 @@
+//! Credits per call: charged once iff the call succeeds, never overdrawn — on SQLite and
+//! PostgreSQL, with real concurrent callers.
+
+mod common;
+
+use common::*;
+use referral_mcp::core::types::AttributionId;
+
+#[tokio::test]
+async fn a_hundred_concurrent_calls_on_a_balance_of_fifty_let_exactly_fifty_through() {
+    for db in databases().await {
+        let t = app(&db).await;
+        t.core.top_up(&account("ops"), 50, "topup:1").await.unwrap();
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let core = t.core.clone();
+                tokio::spawn(async move {
+                    core.list_referrals(Some(&admin("ops")), Default::default())
+                        .await
+                })
+            })
+            .collect();
+        let (mut ok, mut short) = (0, 0);
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(e) => {
+                    assert_eq!(e.code(), "insufficient_credits", "[{}] {e}", db.label);
+                    short += 1;
+                }
+            }
+        }
+        assert_eq!((ok, short), (50, 50), "[{}]", db.label);
+        assert_eq!(t.store.balance("ops").await.unwrap(), 0, "[{}]", db.label);
+        assert_eq!(
+            t.store.ledger_sum("ops", None).await.unwrap(),
+            0,
+            "[{}] ledger agrees",
+            db.label
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_call_costs_nothing_and_a_successful_one_costs_its_price() {
+    for db in databases().await {
+        let t = app(&db).await;
+        t.core.top_up(&account("ops"), 10, "topup:1").await.unwrap();
+        let err = t
+            .core
+            .get_referral(
+                Some(&admin("ops")),
+                AttributionId::parse("id", 404).unwrap(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "not_found");
+        assert_eq!(
+            t.store.balance("ops").await.unwrap(),
+            10,
+            "[{}] refunded",
+            db.label
+        );
+        t.core
+            .list_referrals(Some(&admin("ops")), Default::default())
+            .await
+            .unwrap();
+        assert_eq!(t.store.balance("ops").await.unwrap(), 9, "[{}]", db.label);
+    }
+}
+
+#[tokio::test]
+async fn without_credits_the_call_is_refused_and_nothing_happens() {
+    for db in databases().await {
+        let t = app(&db).await;
+        let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
+        let held = signup_via(&t.core, "bob", "bob@mailinator.com", "203.0.113.2", &code).await;
+        let id = AttributionId::parse("id", held.referral.unwrap().id).unwrap();
+        let err = t
+            .core
+            .approve_referral(Some(&admin("broke")), id, None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "insufficient_credits", "[{}]", db.label);
+        assert!(err.to_string().contains("balance"), "{err}");
+        let d = t.core.referral_detail(id).await.unwrap();
+        assert_eq!(
+            d.referral.status.as_str(),
+            "review_required",
+            "[{}] not approved",
+            db.label
+        );
+    }
+}
+
+#[tokio::test]
+async fn unauthorized_calls_are_refused_before_charging() {
+    for db in databases().await {
+        let t = app(&db).await;
+        t.core.top_up(&account("u1"), 10, "topup:1").await.unwrap();
+        let err = t
+            .core
+            .list_referrals(Some(&user("u1")), Default::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "forbidden");
+        let err = t
+            .core
+            .list_referrals(None, Default::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "unauthenticated");
+        assert_eq!(t.store.balance("u1").await.unwrap(), 10, "[{}]", db.label);
+        // the user's own page is charged to the user
+        t.core.my_summary(Some(&user("u1"))).await.unwrap();
+        assert_eq!(t.store.balance("u1").await.unwrap(), 9, "[{}]", db.label);
+    }
+}
+
+#[tokio::test]
+async fn public_clicks_are_free_but_rate_limited_per_ip() {
+    for db in databases().await {
+        let mut settings = referral_mcp::core::Settings::default();
+        settings.public_rate_per_minute = 3;
+        let t = app_with(&db, None, settings).await;
+        let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
+        for _ in 0..3 {
+            t.core
+                .capture_click(None, click(&code, "203.0.113.5"))
+                .await
+                .unwrap();
+        }
+        let err = t
+            .core
+            .capture_click(None, click(&code, "203.0.113.5"))
+            .await
+            .unwrap_err();
+        match err {
+            referral_mcp::core::error::Error::RateLimited { retry_after_secs } => {
+                assert!((1..=60).contains(&retry_after_secs))
+            }
+            other => panic!("[{}] expected rate limit, got {other:?}", db.label),
+        }
+        // another visitor is not affected
+        t.core
+            .capture_click(None, click(&code, "203.0.113.6"))
+            .await
+            .unwrap();
+        t.clock.advance(60);
+        t.core
+            .capture_click(None, click(&code, "203.0.113.5"))
+            .await
+            .unwrap();
+    }
+}
