@@ -5,5 +5,7 @@
 
 pub mod auth;
 pub mod billing;
+pub mod cli;
+pub mod config;
 pub mod core;
 pub mod store;

@@ -1,1 +1,30 @@
-fn main() {}
+//! The `referral-mcp` binary: parses the command line and hands over to the library.
+//! Logs always go to stderr (stdout carries the MCP protocol in `stdio` mode, and JSON
+//! output for scripts otherwise).
+
+use clap::Parser;
+use referral_mcp::cli::{Cli, run};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // The demo simulates a billing outage on purpose; its warnings would only be noise.
+    let default_level = match cli.command {
+        referral_mcp::cli::Command::Demo { .. } => "error",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("REFERRAL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .init();
+    match run(&cli.global, cli.command).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

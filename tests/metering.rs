@@ -120,8 +120,10 @@ async fn unauthorized_calls_are_refused_before_charging() {
 #[tokio::test]
 async fn public_clicks_are_free_but_rate_limited_per_ip() {
     for db in databases().await {
-        let mut settings = referral_mcp::core::Settings::default();
-        settings.public_rate_per_minute = 3;
+        let settings = referral_mcp::core::Settings {
+            public_rate_per_minute: 3,
+            ..Default::default()
+        };
         let t = app_with(&db, None, settings).await;
         let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
         for _ in 0..3 {

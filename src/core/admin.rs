@@ -237,7 +237,7 @@ impl Referrals {
         verb: &str,
     ) -> Result<crate::store::AttributionRow> {
         match t {
-            Transition::Done(row) => Ok(row),
+            Transition::Done(row) => Ok(*row),
             Transition::NotFound => Err(Error::NotFound {
                 what: "referral",
                 id: id.to_string(),

@@ -65,7 +65,7 @@ pub struct ListFilter {
 /// What a guarded status change found.
 #[derive(Debug)]
 pub enum Transition {
-    Done(AttributionRow),
+    Done(Box<AttributionRow>),
     WrongStatus(String),
     NotFound,
 }
@@ -346,7 +346,7 @@ impl Store {
         }
         let row = fetch_attribution(&mut tx, id).await?;
         tx.commit().await?;
-        Ok(Transition::Done(row))
+        Ok(Transition::Done(Box::new(row)))
     }
 
     /// `review_required` → approved: back to `attributed`, or to `qualified` with rewards
@@ -384,7 +384,7 @@ impl Store {
         }
         let row = fetch_attribution(&mut tx, id).await?;
         tx.commit().await?;
-        Ok(Transition::Done(row))
+        Ok(Transition::Done(Box::new(row)))
     }
 
     pub async fn reject(
@@ -412,7 +412,7 @@ impl Store {
         audit(&mut tx, id, actor, "rejected", Some(reason), note, now).await?;
         let row = fetch_attribution(&mut tx, id).await?;
         tx.commit().await?;
-        Ok(Transition::Done(row))
+        Ok(Transition::Done(Box::new(row)))
     }
 
     /// `qualified` → `rewarded` once no reward of the attribution is still open.
