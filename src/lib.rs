@@ -8,4 +8,6 @@ pub mod billing;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod http;
+pub mod mcp;
 pub mod store;

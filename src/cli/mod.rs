@@ -1,6 +1,7 @@
 //! The command line. Every flag can also come from the environment.
 
 mod demo;
+mod serve;
 
 use std::net::IpAddr;
 
@@ -135,6 +136,67 @@ pub enum Command {
     /// Record lifecycle events (what the product's backend sends).
     #[command(subcommand)]
     Ingest(IngestCommand),
+    /// Serve MCP over streamable HTTP at /mcp (plus health probes).
+    Serve(ServeArgs),
+    /// Serve MCP over stdio for a desktop client; credentials from the environment.
+    Stdio(StdioArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ToolArgs {
+    /// Offer only tools that change nothing (plus public click capture).
+    #[arg(long, env = "REFERRAL_READ_ONLY")]
+    pub read_only: bool,
+    /// Offer only these tools (comma-separated names).
+    #[arg(long, env = "REFERRAL_TOOLS", value_delimiter = ',')]
+    pub tools: Vec<String>,
+    /// Never offer these tools (comma-separated names).
+    #[arg(long, env = "REFERRAL_EXCLUDE_TOOLS", value_delimiter = ',')]
+    pub exclude_tools: Vec<String>,
+}
+
+impl ToolArgs {
+    pub fn filter(&self) -> Result<crate::mcp::ToolFilter> {
+        crate::mcp::ToolFilter::new(self.read_only, &self.tools, &self.exclude_tools)
+            .map_err(anyhow::Error::msg)
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "REFERRAL_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Host header values accepted (DNS-rebinding protection), comma-separated.
+    #[arg(
+        long,
+        env = "REFERRAL_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        default_value = "localhost,127.0.0.1,::1"
+    )]
+    pub allowed_hosts: Vec<String>,
+    /// Origin header values accepted, comma-separated (`:*` = any port).
+    #[arg(
+        long,
+        env = "REFERRAL_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:*,http://127.0.0.1:*,https://localhost:*"
+    )]
+    pub allowed_origins: Vec<String>,
+    /// Let clients without credentials connect; they see only the public tool.
+    #[arg(long, env = "REFERRAL_ALLOW_ANONYMOUS")]
+    pub allow_anonymous: bool,
+    /// Seed demo data first (once per database) and print credentials.
+    #[arg(long)]
+    pub demo: bool,
+    #[command(flatten)]
+    pub tools: ToolArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StdioArgs {
+    #[command(flatten)]
+    pub tools: ToolArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -213,6 +275,8 @@ pub async fn run(global: &GlobalArgs, command: Command) -> Result<()> {
         .with_context(|| format!("opening database {}", cfg.database_url))?;
     let now = app.core.clock().now();
     match command {
+        Command::Serve(args) => serve::http(&app, &cfg, args).await?,
+        Command::Stdio(args) => serve::stdio(&app, args).await?,
         Command::Migrate => {
             eprintln!("database {} is up to date", cfg.database_url);
         }

@@ -240,7 +240,7 @@ impl Referrals {
                     .map(|e| (e.as_str(), e.normalized(), e.domain())),
                 ip_hash.as_deref(),
                 now,
-                &mut || ReferralCode::generate().as_str().to_owned(),
+                || ReferralCode::generate().as_str().to_owned(),
             )
             .await?;
         let Some((referrer, campaign, click_id)) = target else {

@@ -61,7 +61,7 @@ impl Referrals {
         // Every account has a code: one is allocated on the first visit.
         let acc = self
             .store
-            .ensure_account(account.as_str(), None, None, self.clock.now(), &mut || {
+            .ensure_account(account.as_str(), None, None, self.clock.now(), || {
                 ReferralCode::generate().as_str().to_owned()
             })
             .await?;

@@ -120,7 +120,7 @@ impl Store {
         email: Option<(&str, &str, &str)>,
         ip_hash: Option<&str>,
         now: i64,
-        new_code: &mut dyn FnMut() -> String,
+        new_code: fn() -> String,
     ) -> Result<AccountRow> {
         let (email, norm, domain) = match email {
             Some((e, n, d)) => (Some(e), Some(n), Some(d)),

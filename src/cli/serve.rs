@@ -1,0 +1,98 @@
+//! `serve` (MCP over streamable HTTP) and `stdio` (MCP over stdin/stdout).
+
+use anyhow::{Context, Result, bail};
+use rmcp::ServiceExt;
+use tokio_util::sync::CancellationToken;
+
+use super::{ServeArgs, StdioArgs};
+use crate::auth::Credentials;
+use crate::config::{App, Config};
+use crate::http::{HttpOptions, router};
+use crate::mcp::ReferralServer;
+
+pub(super) async fn http(app: &App, cfg: &Config, args: ServeArgs) -> Result<()> {
+    let filter = args.tools.filter()?;
+    if args.demo {
+        super::demo::run(app, cfg, false).await?;
+    }
+    let listener = tokio::net::TcpListener::bind(&args.bind)
+        .await
+        .with_context(|| format!("binding {}", args.bind))?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let opts = HttpOptions {
+        allowed_hosts: args.allowed_hosts,
+        allowed_origins: args.allowed_origins,
+        allow_anonymous: args.allow_anonymous,
+        filter,
+    };
+    let app_router = router(app.clone(), opts, shutdown.clone());
+    eprintln!(
+        "referral-mcp: MCP at http://{addr}/mcp (database {})",
+        cfg.database_url
+    );
+    let stop = shutdown.clone();
+    axum::serve(
+        listener,
+        app_router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        wait_for_signal().await;
+        stop.cancel();
+    })
+    .await?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Credentials come from `REFERRAL_API_KEY` or `REFERRAL_TOKEN` and are checked before
+/// the protocol starts, so a misconfigured desktop client fails loudly on stderr.
+pub(super) async fn stdio(app: &App, args: StdioArgs) -> Result<()> {
+    let filter = args.tools.filter()?;
+    let creds = match (
+        std::env::var("REFERRAL_API_KEY")
+            .ok()
+            .filter(|s| !s.is_empty()),
+        std::env::var("REFERRAL_TOKEN")
+            .ok()
+            .filter(|s| !s.is_empty()),
+    ) {
+        (Some(k), _) => Credentials::ApiKey(k),
+        (None, Some(t)) => Credentials::Bearer(t),
+        (None, None) => bail!(
+            "set REFERRAL_API_KEY (from `referral-mcp keys create`) or REFERRAL_TOKEN (from `referral-mcp token mint`)"
+        ),
+    };
+    let principal = app.auth.authenticate(&creds).await.map_err(|e| {
+        anyhow::anyhow!(
+            "the configured credential was refused: {}",
+            e.public_message()
+        )
+    })?;
+    tracing::info!(account = %principal.account, "stdio session authenticated");
+    let server = ReferralServer::new(app.clone(), filter, Some(principal));
+    let running = server.serve(rmcp::transport::stdio()).await?;
+    running.waiting().await?;
+    Ok(())
+}

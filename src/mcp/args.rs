@@ -1,0 +1,235 @@
+//! Tool inputs. `deny_unknown_fields` makes both the schema (`additionalProperties:
+//! false`) and the parser refuse unknown keys; bounds are in the schema and enforced by
+//! the core's typed values, whose errors name the field.
+
+use rmcp::schemars::{self, JsonSchema};
+use serde::Deserialize;
+
+use crate::core::types::AttributionStatus;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListReferralsArgs {
+    /// Only referrals where this account is the referrer or the referred account.
+    pub user_id: Option<String>,
+    /// Only referrals in this status.
+    pub status: Option<AttributionStatus>,
+    /// Only this campaign (e.g. `default`).
+    pub campaign: Option<String>,
+    /// true: only referrals with a reward not yet granted (what recover retries); false: only those without.
+    pub pending_grant: Option<bool>,
+    /// Page size, 1-100, default 20.
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReferralIdArgs {
+    /// Referral id (from list_referrals).
+    #[schemars(range(min = 1))]
+    pub id: i64,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveArgs {
+    /// Referral id (from list_referrals).
+    #[schemars(range(min = 1))]
+    pub id: i64,
+    /// Optional note for the audit trail (max 500 characters).
+    #[schemars(length(max = 500))]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectArgs {
+    /// Referral id (from list_referrals).
+    #[schemars(range(min = 1))]
+    pub id: i64,
+    /// Why it is rejected, stored in the audit trail (1-200 characters).
+    #[schemars(length(min = 1, max = 200))]
+    pub reason: String,
+    /// Optional longer note (max 500 characters).
+    #[schemars(length(max = 500))]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverArgs {
+    /// Most rewards to attempt in this run, 1-10000, default 100.
+    #[schemars(range(min = 1, max = 10000))]
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatsArgs {
+    /// Start date `YYYY-MM-DD` (inclusive) or RFC 3339 time; default 30 days before `to`.
+    pub from: Option<String>,
+    /// End date `YYYY-MM-DD` (inclusive) or RFC 3339 time; default now.
+    pub to: Option<String>,
+    /// Only this campaign.
+    pub campaign: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClickArgs {
+    /// The referral code from the share link `/r/{code}`.
+    #[schemars(length(min = 4, max = 32))]
+    pub code: String,
+    /// Campaign of the link, default `default`.
+    pub campaign: Option<String>,
+    /// The landing URL; only its path and utm_* parameters are kept.
+    #[schemars(length(max = 4096))]
+    pub landing_url: Option<String>,
+    /// The page the visitor came from; only its host is kept.
+    #[schemars(length(max = 4096))]
+    pub referrer_url: Option<String>,
+    /// The visitor's user agent; only a browser family and a bot flag are kept.
+    #[schemars(length(max = 1024))]
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventsArgs {
+    /// Page size, 1-100, default 20.
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+// ---- into the core's typed requests -------------------------------------------------
+
+use crate::core::error::Error;
+use crate::core::text::SafeText;
+use crate::core::types::{AccountId, AttributionId, CampaignId, Cursor, Limit, ReferralCode};
+use crate::core::{EventsQuery, ListQuery, RecoverRequest, RejectRequest, StatsQuery};
+
+fn limit(raw: Option<i64>, default: Limit, max: u32) -> Result<Limit, Error> {
+    raw.map_or(Ok(default), |n| Limit::parse("limit", n, max))
+}
+
+fn campaign(raw: Option<String>) -> Result<Option<CampaignId>, Error> {
+    raw.map(|c| CampaignId::parse("campaign", &c)).transpose()
+}
+
+fn cursor(raw: Option<String>) -> Result<Option<Cursor>, Error> {
+    raw.map(|c| Cursor::parse("cursor", &c)).transpose()
+}
+
+fn note(raw: Option<String>) -> Result<Option<SafeText>, Error> {
+    raw.map(|n| SafeText::parse("note", &n, 500)).transpose()
+}
+
+impl ListReferralsArgs {
+    pub fn into_query(self) -> Result<ListQuery, Error> {
+        Ok(ListQuery {
+            user: self
+                .user_id
+                .map(|u| AccountId::parse("user_id", &u))
+                .transpose()?,
+            status: self.status,
+            campaign: campaign(self.campaign)?,
+            pending_grant: self.pending_grant,
+            limit: limit(self.limit, ListQuery::DEFAULT_LIMIT, ListQuery::MAX_LIMIT)?,
+            cursor: cursor(self.cursor)?,
+        })
+    }
+}
+
+impl ReferralIdArgs {
+    pub fn id(&self) -> Result<AttributionId, Error> {
+        AttributionId::parse("id", self.id)
+    }
+}
+
+impl ApproveArgs {
+    pub fn parse(self) -> Result<(AttributionId, Option<SafeText>), Error> {
+        Ok((AttributionId::parse("id", self.id)?, note(self.note)?))
+    }
+}
+
+impl RejectArgs {
+    pub fn parse(self) -> Result<(AttributionId, RejectRequest), Error> {
+        Ok((
+            AttributionId::parse("id", self.id)?,
+            RejectRequest {
+                reason: SafeText::parse("reason", &self.reason, 200)?,
+                note: note(self.note)?,
+            },
+        ))
+    }
+}
+
+impl RecoverArgs {
+    pub fn parse(self) -> Result<RecoverRequest, Error> {
+        Ok(RecoverRequest {
+            limit: limit(
+                self.limit,
+                RecoverRequest::DEFAULT_LIMIT,
+                RecoverRequest::MAX_LIMIT,
+            )?,
+        })
+    }
+}
+
+impl StatsArgs {
+    pub fn parse(self, now: i64) -> Result<StatsQuery, Error> {
+        StatsQuery::parse(
+            self.from.as_deref(),
+            self.to.as_deref(),
+            campaign(self.campaign)?,
+            now,
+        )
+    }
+}
+
+impl ClickArgs {
+    pub fn parse(self, ip: Option<std::net::IpAddr>) -> Result<crate::core::ClickRequest, Error> {
+        let too_long = |field: &'static str, v: &Option<String>, max: usize| match v {
+            Some(s) if s.len() > max => Err(Error::Invalid {
+                field,
+                message: format!("must be at most {max} bytes"),
+            }),
+            _ => Ok(()),
+        };
+        too_long("landing_url", &self.landing_url, 4096)?;
+        too_long("referrer_url", &self.referrer_url, 4096)?;
+        too_long("user_agent", &self.user_agent, 1024)?;
+        Ok(crate::core::ClickRequest {
+            code: ReferralCode::parse("code", &self.code)?,
+            campaign: campaign(self.campaign)?,
+            raw: crate::core::click::RawClick {
+                landing_url: self.landing_url,
+                referrer_url: self.referrer_url,
+                user_agent: self.user_agent,
+                ip,
+            },
+        })
+    }
+}
+
+impl EventsArgs {
+    pub fn parse(self) -> Result<EventsQuery, Error> {
+        Ok(EventsQuery {
+            limit: limit(
+                self.limit,
+                EventsQuery::DEFAULT_LIMIT,
+                EventsQuery::MAX_LIMIT,
+            )?,
+            cursor: cursor(self.cursor)?,
+        })
+    }
+}
