@@ -1,0 +1,547 @@
+//! MCP end to end with rmcp's own client: over streamable HTTP (server on port 0) and over
+//! stdio (the built binary as a child process), on SQLite and PostgreSQL.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use referral_mcp::auth::{Scope, ScopeSet};
+use referral_mcp::config::{App, Config};
+use referral_mcp::core::clock::Clock;
+use referral_mcp::http::{HttpOptions, router};
+use referral_mcp::mcp::ToolFilter;
+use rmcp::model::*;
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+/// A client that records progress notifications.
+#[derive(Clone, Default)]
+struct Recorder {
+    progress: Arc<Mutex<Vec<f64>>>,
+}
+
+impl ClientHandler for Recorder {
+    async fn on_progress(&self, p: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
+        self.progress.lock().unwrap().push(p.progress);
+    }
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("test-client", "0.1.0"),
+        )
+    }
+}
+
+struct Served {
+    app: App,
+    url: String,
+    base: String,
+    _stop: CancellationToken,
+}
+
+async fn serve(db: &TestDb, opts: HttpOptions) -> Served {
+    let cfg = Config::with_database(&db.url);
+    let app = App::start_with(&cfg, None, Clock::System).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let r = router(app.clone(), opts, stop.clone());
+    let s2 = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            r.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { s2.cancelled().await })
+        .await
+        .unwrap();
+    });
+    Served {
+        app,
+        url: format!("http://{addr}/mcp"),
+        base: format!("http://{addr}"),
+        _stop: stop,
+    }
+}
+
+/// Seeds: alice referred bob (rewarded), carol (held: disposable e-mail), dave (pending
+/// grant). Returns the held referral id.
+async fn seed(app: &App) -> i64 {
+    let core = &app.core;
+    let code = register(core, "alice", "alice@example.com", "198.51.100.1").await;
+    signup_via(core, "bob", "bob@b.example", "203.0.113.2", &code).await;
+    qualify(core, "bob").await;
+    let held = signup_via(core, "carol", "carol@mailinator.com", "203.0.113.3", &code).await;
+    signup_via(core, "dave", "dave@d.example", "203.0.113.4", &code).await;
+    core.top_up(&account("ops"), 1000, "seed-ops")
+        .await
+        .unwrap();
+    core.top_up(&account("alice"), 100, "seed-alice")
+        .await
+        .unwrap();
+    held.referral.unwrap().id
+}
+
+async fn http_client(url: &str, bearer: Option<&str>) -> RunningService<RoleClient, Recorder> {
+    let mut cfg =
+        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url);
+    if let Some(b) = bearer {
+        cfg = cfg.auth_header(b);
+    }
+    let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), cfg);
+    Recorder::default()
+        .serve(transport)
+        .await
+        .expect("connect over HTTP")
+}
+
+async fn call(c: &RunningService<RoleClient, Recorder>, name: &str, a: Value) -> CallToolResult {
+    let mut p = CallToolRequestParams::new(name.to_owned());
+    if let Value::Object(m) = a {
+        p = p.with_arguments(m);
+    }
+    c.call_tool(p).await.expect("tools/call")
+}
+
+fn error_code(r: &CallToolResult) -> String {
+    assert_eq!(r.is_error, Some(true), "expected a tool error, got {r:?}");
+    let text = r.content[0]
+        .as_text()
+        .map(|t| t.text.clone())
+        .unwrap_or_default();
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| json!({"error": {"code": text}}));
+    v["error"]["code"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn every_tool_answers_over_http_with_content_matching_its_output_schema() {
+    for db in databases().await {
+        let s = serve(&db, HttpOptions::default()).await;
+        let held = seed(&s.app).await;
+        let admin = s.app.auth.jwt().mint(&account("ops"), true, 600).unwrap();
+        let c = http_client(&s.url, Some(&admin)).await;
+        let tools = c.list_all_tools().await.unwrap();
+        assert_eq!(tools.len(), 9, "[{}] admin sees all nine", db.label);
+        let calls = [
+            ("list_referrals", json!({"limit": 2})),
+            ("get_referral", json!({"id": held})),
+            ("get_referral_stats", json!({})),
+            (
+                "capture_referral_click",
+                json!({"code": s.app.core.summary_for(&account("alice")).await.unwrap().referral_code, "landing_url": "/r/x?utm_source=t"}),
+            ),
+            ("get_my_referral_summary", json!({})),
+            ("list_my_referral_events", json!({"limit": 5})),
+            ("approve_referral", json!({"id": held, "note": "checked"})),
+            ("recover_referral_grants", json!({"limit": 10})),
+        ];
+        for (name, a) in calls {
+            let tool = tools.iter().find(|t| t.name == name).unwrap();
+            assert!(
+                tool.title.is_some() && tool.annotations.is_some(),
+                "{name} metadata"
+            );
+            let r = call(&c, name, a).await;
+            assert_ne!(r.is_error, Some(true), "[{}] {name}: {r:?}", db.label);
+            let content = r.structured_content.clone().expect("structuredContent");
+            let schema =
+                Value::Object((*tool.output_schema.clone().expect("outputSchema")).clone());
+            let validator = jsonschema::validator_for(&schema).unwrap();
+            let errors: Vec<String> = validator
+                .iter_errors(&content)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "[{}] {name} output does not match its schema: {errors:?}",
+                db.label
+            );
+            // the same JSON as text for clients that ignore structured output
+            let text: Value = serde_json::from_str(&r.content[0].as_text().unwrap().text).unwrap();
+            assert_eq!(text, content);
+        }
+        // reject needs a review_required referral: approve moved ours on, so it conflicts
+        let r = call(&c, "reject_referral", json!({"id": held, "reason": "dup"})).await;
+        assert_eq!(error_code(&r), "conflict", "[{}]", db.label);
+        c.cancel().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn bad_arguments_are_clear_tool_errors_and_change_nothing() {
+    for db in databases().await {
+        let s = serve(&db, HttpOptions::default()).await;
+        let held = seed(&s.app).await;
+        let admin = s.app.auth.jwt().mint(&account("ops"), true, 600).unwrap();
+        let c = http_client(&s.url, Some(&admin)).await;
+        let before = s.app.store.balance("ops").await.unwrap();
+        for a in [
+            json!({"id": held, "zzz": 1}),
+            json!({"id": "twelve"}),
+            json!({"id": -3}),
+            json!({"id": held, "note": "x".repeat(501)}),
+        ] {
+            let r = call(&c, "approve_referral", a.clone()).await;
+            assert_eq!(r.is_error, Some(true), "[{}] {a}", db.label);
+        }
+        let r = call(&c, "list_referrals", json!({"limit": 101})).await;
+        assert_eq!(error_code(&r), "invalid_argument");
+        assert!(r.content[0].as_text().unwrap().text.contains("limit"));
+        let r = call(&c, "list_referrals", json!({"status": "bogus"})).await;
+        assert_eq!(r.is_error, Some(true));
+        assert_eq!(
+            s.app.store.balance("ops").await.unwrap(),
+            before,
+            "[{}] nothing charged",
+            db.label
+        );
+        let d = s
+            .app
+            .core
+            .referral_detail(referral_mcp::core::types::AttributionId::parse("id", held).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            d.referral.status.as_str(),
+            "review_required",
+            "[{}] nothing changed",
+            db.label
+        );
+        c.cancel().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn tools_list_depends_on_scopes_and_server_filters() {
+    for db in databases().await {
+        let s = serve(
+            &db,
+            HttpOptions {
+                allow_anonymous: true,
+                ..Default::default()
+            },
+        )
+        .await;
+        seed(&s.app).await;
+        let key = s
+            .app
+            .auth
+            .keys()
+            .create(
+                "reader",
+                &account("ops"),
+                [Scope::Read].into_iter().collect(),
+                0,
+            )
+            .await
+            .unwrap();
+        let c = http_client(&s.url, Some(&key.key)).await;
+        let mut names: Vec<String> = c
+            .list_all_tools()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "capture_referral_click",
+                "get_referral",
+                "get_referral_stats",
+                "list_referrals"
+            ],
+            "[{}]",
+            db.label
+        );
+        c.cancel().await.unwrap();
+
+        let anon = http_client(&s.url, None).await;
+        let names: Vec<String> = anon
+            .list_all_tools()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        assert_eq!(
+            names,
+            ["capture_referral_click"],
+            "[{}] anonymous sees the public tool",
+            db.label
+        );
+        anon.cancel().await.unwrap();
+
+        let ro = serve(
+            &db,
+            HttpOptions {
+                filter: ToolFilter::new(true, &[], &[]).unwrap(),
+                ..Default::default()
+            },
+        )
+        .await;
+        let admin = ro.app.auth.jwt().mint(&account("ops"), true, 600).unwrap();
+        let c = http_client(&ro.url, Some(&admin)).await;
+        let names: Vec<String> = c
+            .list_all_tools()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains("approve") || n.contains("reject") || n.contains("recover")),
+            "{names:?}"
+        );
+        // hidden is not enough: calling it is refused too
+        let err = c
+            .call_tool(
+                CallToolRequestParams::new("approve_referral")
+                    .with_arguments(json!({"id": 1}).as_object().unwrap().clone()),
+            )
+            .await;
+        assert!(err.is_err(), "[{}] read-only refuses approve", db.label);
+        c.cancel().await.unwrap();
+    }
+    assert!(
+        ToolFilter::new(false, &["list_referalls".into()], &[]).is_err(),
+        "a typo stops start-up"
+    );
+}
+
+#[tokio::test]
+async fn http_refuses_missing_bad_and_insufficient_credentials_and_foreign_hosts() {
+    let db = sqlite_db().await;
+    let s = serve(&db, HttpOptions::default()).await;
+    seed(&s.app).await;
+    let http = reqwest::Client::new();
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let post = |b: Value| {
+        http.post(&s.url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(b.to_string())
+    };
+    let r = post(body.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let www = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(
+        www.contains("resource_metadata=") && www.contains("/.well-known/oauth-protected-resource"),
+        "{www}"
+    );
+    let meta: Value = http
+        .get(format!("{}/.well-known/oauth-protected-resource", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(meta["resource"].as_str().unwrap().ends_with("/mcp"));
+
+    let r = post(body.clone())
+        .header("x-api-key", "rk_0000000000_nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let expired = s
+        .app
+        .auth
+        .jwt()
+        .sign(&referral_mcp::auth::Claims {
+            sub: "ops".into(),
+            aud: "referral-mcp".into(),
+            exp: 1,
+            iss: None,
+            nbf: None,
+            role: Some("admin".into()),
+        })
+        .unwrap();
+    assert_eq!(
+        post(body.clone())
+            .bearer_auth(expired)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
+    let key = s
+        .app
+        .auth
+        .keys()
+        .create(
+            "reader",
+            &account("ops"),
+            ScopeSet::parse("referrals:read").unwrap(),
+            0,
+        )
+        .await
+        .unwrap();
+    let approve = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "approve_referral", "arguments": {"id": 1}}});
+    let r = post(approve)
+        .header("x-api-key", &key.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let www = r.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        www.contains("error=\"insufficient_scope\"") && www.contains("scope=\"referrals:review\""),
+        "{www}"
+    );
+
+    let r = post(body.clone())
+        .header("x-api-key", &key.key)
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "DNS rebinding: foreign Host");
+    let r = post(body)
+        .header("x-api-key", &key.key)
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "foreign Origin");
+    assert_eq!(
+        http.get(format!("{}/readyz", s.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn recover_over_mcp_reports_progress() {
+    let db = sqlite_db().await;
+    let s = serve(&db, HttpOptions::default()).await;
+    let (t, sink) = flaky_app(&db).await;
+    let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
+    sink.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    for i in 0..5 {
+        signup_via(
+            &t.core,
+            &format!("u{i}"),
+            &format!("u{i}@x{i}.example"),
+            &format!("203.0.113.{}", i + 1),
+            &code,
+        )
+        .await;
+        qualify(&t.core, &format!("u{i}")).await;
+    }
+    s.app
+        .core
+        .top_up(&account("ops"), 10, "seed")
+        .await
+        .unwrap();
+    let admin = s.app.auth.jwt().mint(&account("ops"), true, 600).unwrap();
+    let c = http_client(&s.url, Some(&admin)).await;
+    let r = call(&c, "recover_referral_grants", json!({"limit": 100})).await;
+    let report = r.structured_content.unwrap();
+    assert_eq!(report["attempted"], 10);
+    assert_eq!(report["granted"], 10);
+    assert_eq!(report["remaining"], 0);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let seen = c.service().progress.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "progress notifications arrive");
+    assert_eq!(seen.last().copied(), Some(10.0));
+    c.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn stdio_and_http_give_the_same_answers_for_the_same_data() {
+    for db in databases().await {
+        let s = serve(&db, HttpOptions::default()).await;
+        seed(&s.app).await;
+        let key = s
+            .app
+            .auth
+            .keys()
+            .create("agent", &account("ops"), ScopeSet::all(), 0)
+            .await
+            .unwrap();
+        let cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_referral-mcp")).configure(|c| {
+            c.arg("stdio")
+                .env("DATABASE_URL", &db.url)
+                .env("REFERRAL_API_KEY", &key.key)
+                .env_remove("REFERRAL_TOKEN");
+        });
+        let stdio = Recorder::default()
+            .serve(TokioChildProcess::new(cmd).unwrap())
+            .await
+            .expect("stdio");
+        let info = stdio.peer_info().unwrap();
+        assert!(
+            info.instructions
+                .as_deref()
+                .unwrap_or_default()
+                .contains("review")
+        );
+        let tools = stdio.list_all_tools().await.unwrap();
+        assert_eq!(
+            tools.len(),
+            7,
+            "[{}] an API key sees the admin and public tools",
+            db.label
+        );
+        let http = http_client(&s.url, Some(&key.key)).await;
+        for (name, a) in [
+            ("list_referrals", json!({"limit": 10})),
+            (
+                "get_referral_stats",
+                json!({"from": "2026-06-01", "to": "2026-12-31"}),
+            ),
+        ] {
+            let r1 = call(&stdio, name, a.clone()).await;
+            assert_ne!(r1.is_error, Some(true), "[{}] {name}: {r1:?}", db.label);
+            let a1 = r1.structured_content;
+            let a2 = call(&http, name, a).await.structured_content;
+            assert!(a1.is_some(), "[{}] {name} over stdio failed", db.label);
+            assert_eq!(a1, a2, "[{}] {name}", db.label);
+        }
+        let r = call(&stdio, "get_my_referral_summary", json!({})).await;
+        assert_eq!(error_code(&r), "forbidden", "me tools need a user JWT");
+        stdio.cancel().await.unwrap();
+        http.cancel().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn stdio_refuses_to_start_with_a_bad_credential() {
+    let db = sqlite_db().await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_referral-mcp"))
+        .arg("stdio")
+        .env("DATABASE_URL", &db.url)
+        .env("REFERRAL_API_KEY", "rk_0000000000_wrong")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "nothing but protocol on stdout");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused"), "{err}");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_referral-mcp"))
+        .arg("stdio")
+        .env("DATABASE_URL", &db.url)
+        .env_remove("REFERRAL_API_KEY")
+        .env_remove("REFERRAL_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("REFERRAL_API_KEY"));
+}
