@@ -34,48 +34,41 @@ pub struct CampaignRow {
 const ACCOUNT_COLS: &str = "id, referral_code, email, email_normalized, email_domain, signup_ip_hash, clicks_total, clicks_unique, created_at";
 
 impl Store {
+    /// Creates or replaces a campaign.
     pub async fn upsert_campaign(&self, c: &CampaignRow) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO campaigns (id, name, referrer_credits, referred_credits, window_days, cap_count, cap_credits, cap_period_days, attribution_model, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (id) DO UPDATE SET name = excluded.name, referrer_credits = excluded.referrer_credits,
+        self.write_campaign(
+            c,
+            "ON CONFLICT (id) DO UPDATE SET name = excluded.name, referrer_credits = excluded.referrer_credits,
                referred_credits = excluded.referred_credits, window_days = excluded.window_days,
                cap_count = excluded.cap_count, cap_credits = excluded.cap_credits,
                cap_period_days = excluded.cap_period_days, attribution_model = excluded.attribution_model",
         )
-        .bind(&c.id)
-        .bind(&c.name)
-        .bind(c.referrer_credits)
-        .bind(c.referred_credits)
-        .bind(c.window_days)
-        .bind(c.cap_count)
-        .bind(c.cap_credits)
-        .bind(c.cap_period_days)
-        .bind(&c.attribution_model)
-        .bind(c.created_at)
-        .execute(&self.write)
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Inserts the campaign only if no campaign of that id exists (first-run defaults).
     pub async fn insert_campaign_if_absent(&self, c: &CampaignRow) -> Result<()> {
-        sqlx::query(
+        self.write_campaign(c, "ON CONFLICT (id) DO NOTHING").await
+    }
+
+    async fn write_campaign(&self, c: &CampaignRow, on_conflict: &'static str) -> Result<()> {
+        let sql = format!(
             "INSERT INTO campaigns (id, name, referrer_credits, referred_credits, window_days, cap_count, cap_credits, cap_period_days, attribution_model, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&c.id)
-        .bind(&c.name)
-        .bind(c.referrer_credits)
-        .bind(c.referred_credits)
-        .bind(c.window_days)
-        .bind(c.cap_count)
-        .bind(c.cap_credits)
-        .bind(c.cap_period_days)
-        .bind(&c.attribution_model)
-        .bind(c.created_at)
-        .execute(&self.write)
-        .await?;
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) {on_conflict}"
+        );
+        sqlx::query(super::dynamic(sql))
+            .bind(&c.id)
+            .bind(&c.name)
+            .bind(c.referrer_credits)
+            .bind(c.referred_credits)
+            .bind(c.window_days)
+            .bind(c.cap_count)
+            .bind(c.cap_credits)
+            .bind(c.cap_period_days)
+            .bind(&c.attribution_model)
+            .bind(c.created_at)
+            .execute(&self.write)
+            .await?;
         Ok(())
     }
 
