@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::ScopeSet;
 use crate::config::{App, Config, parse_prices};
 use crate::core::text::{Email, SafeText};
-use crate::core::types::{AccountId, Limit, ReferralCode};
+use crate::core::types::{AccountId, Limit, ReferralCode, random_id};
 use crate::core::{QualifyEvent, RecoverRequest, SignupEvent};
 
 #[derive(Parser, Debug)]
@@ -325,7 +325,7 @@ pub async fn run(global: &GlobalArgs, command: Command) -> Result<()> {
         Command::Credits { account, amount } => {
             let account = AccountId::parse("account", &account)?;
             app.core
-                .top_up(&account, amount, &format!("topup:cli:{}", uuid_like()))
+                .top_up(&account, amount, &random_id("topup:cli:"))
                 .await?;
             eprintln!(
                 "balance of {account}: {}",
@@ -397,11 +397,4 @@ pub async fn run(global: &GlobalArgs, command: Command) -> Result<()> {
     }
     app.store.close().await;
     Ok(())
-}
-
-fn uuid_like() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 12];
-    rand::rng().fill_bytes(&mut b);
-    hex::encode(b)
 }

@@ -11,8 +11,8 @@ use super::views::{
 };
 use super::{Referrals, Result};
 use crate::auth::{Operation, Principal};
-use crate::store::ListFilter;
 use crate::store::referrals::Transition;
+use crate::store::{AttributionRow, ListFilter, RewardRow};
 
 /// Filters of `list_referrals`.
 #[derive(Debug, Clone)]
@@ -118,28 +118,45 @@ impl Referrals {
     }
 
     pub async fn query_referrals(&self, q: ListQuery) -> Result<ReferralPage> {
-        let limit = i64::from(q.limit.get());
-        let mut rows = self
-            .store
-            .list_attributions(&ListFilter {
+        let (rows, rewards, next_cursor) = self
+            .page(ListFilter {
                 user: q.user.map(|u| u.to_string()),
                 status: q.status.map(|s| s.as_str().to_owned()),
                 campaign: q.campaign.map(|c| c.as_str().to_owned()),
                 pending_grant: q.pending_grant,
                 before_id: q.cursor.map(Cursor::below),
+                limit: i64::from(q.limit.get()),
+            })
+            .await?;
+        Ok(ReferralPage {
+            next_cursor,
+            referrals: rows.iter().map(|r| referral_view(r, &rewards)).collect(),
+        })
+    }
+
+    /// One keyset page of attributions (`f.limit` rows), their rewards, and the cursor of
+    /// the next page if there is one. One extra row is fetched to know.
+    pub(crate) async fn page(
+        &self,
+        f: ListFilter,
+    ) -> Result<(Vec<AttributionRow>, Vec<RewardRow>, Option<String>)> {
+        let limit = f.limit;
+        let mut rows = self
+            .store
+            .list_attributions(&ListFilter {
                 limit: limit + 1,
+                ..f
             })
             .await?;
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
+        let next = rows
+            .last()
+            .filter(|_| more)
+            .map(|r| Cursor::after(r.id).encode());
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let rewards = self.store.rewards_for(&ids).await?;
-        Ok(ReferralPage {
-            next_cursor: more
-                .then(|| ids.last().map(|id| Cursor::after(*id).encode()))
-                .flatten(),
-            referrals: rows.iter().map(|r| referral_view(r, &rewards)).collect(),
-        })
+        Ok((rows, rewards, next))
     }
 
     pub async fn get_referral(

@@ -3,13 +3,11 @@
 
 use std::net::IpAddr;
 
-use rand::RngCore;
-
 use super::click::{RawClick, hash_ip, sanitize};
 use super::error::Error;
 use super::review::{SignupFacts, signals};
 use super::text::{Email, SafeText};
-use super::types::{AccountId, AttributionModel, CampaignId, ReferralCode};
+use super::types::{AccountId, AttributionModel, CampaignId, ReferralCode, random_id};
 use super::views::{ClickReceipt, QualifyOutcome, SignupOutcome, referral_view};
 use super::{Referrals, Result};
 use crate::auth::{Operation, Principal};
@@ -52,12 +50,6 @@ pub(crate) enum Granted {
     New,
     Already,
     Failed(SinkError),
-}
-
-fn random_id(prefix: &str) -> String {
-    let mut b = [0u8; 12];
-    rand::rng().fill_bytes(&mut b);
-    format!("{prefix}{}", hex::encode(b))
 }
 
 impl Referrals {
@@ -232,16 +224,7 @@ impl Referrals {
             .ip
             .map(|ip| hash_ip(&self.settings.ip_hash_key, Some(ip)));
         let account = self
-            .store
-            .ensure_account(
-                ev.account.as_str(),
-                ev.email
-                    .as_ref()
-                    .map(|e| (e.as_str(), e.normalized(), e.domain())),
-                ip_hash.as_deref(),
-                now,
-                || ReferralCode::generate().as_str().to_owned(),
-            )
+            .ensure_account(&ev.account, ev.email.as_ref(), ip_hash.as_deref())
             .await?;
         let Some((referrer, campaign, click_id)) = target else {
             return Ok(SignupOutcome {
@@ -282,6 +265,26 @@ impl Referrals {
             created,
             referral: Some(referral_view(&row, &[])),
         })
+    }
+
+    /// The account, created with a fresh referral code if new; signup data fills in only
+    /// what is still empty.
+    pub(crate) async fn ensure_account(
+        &self,
+        account: &AccountId,
+        email: Option<&Email>,
+        ip_hash: Option<&str>,
+    ) -> Result<AccountRow> {
+        Ok(self
+            .store
+            .ensure_account(
+                account.as_str(),
+                email.map(|e| (e.as_str(), e.normalized(), e.domain())),
+                ip_hash,
+                self.clock.now(),
+                || ReferralCode::generate().as_str().to_owned(),
+            )
+            .await?)
     }
 
     pub(crate) fn reward_plan<'a>(

@@ -59,12 +59,7 @@ impl Referrals {
 
     pub async fn summary_for(&self, account: &AccountId) -> Result<MySummary> {
         // Every account has a code: one is allocated on the first visit.
-        let acc = self
-            .store
-            .ensure_account(account.as_str(), None, None, self.clock.now(), || {
-                ReferralCode::generate().as_str().to_owned()
-            })
-            .await?;
+        let acc = self.ensure_account(account, None, None).await?;
         let campaign = self.campaign(CampaignId::DEFAULT).await?;
         let (signups, qualified, earned, pending, capped) =
             self.store.referrer_summary(account.as_str()).await?;
@@ -123,28 +118,20 @@ impl Referrals {
     }
 
     pub async fn events_for(&self, account: &AccountId, q: EventsQuery) -> Result<MyEventsPage> {
-        let limit = i64::from(q.limit.get());
-        let mut rows = self
-            .store
-            .list_attributions(&ListFilter {
+        let (rows, rewards, next_cursor) = self
+            .page(ListFilter {
                 user: Some(account.to_string()),
                 before_id: q.cursor.map(Cursor::below),
-                limit: limit + 1,
+                limit: i64::from(q.limit.get()),
                 ..ListFilter::default()
             })
             .await?;
-        let more = rows.len() as i64 > limit;
-        rows.truncate(limit as usize);
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let rewards = self.store.rewards_for(&ids).await?;
         Ok(MyEventsPage {
             events: rows
                 .iter()
                 .map(|a| my_event(account.as_str(), a, &rewards))
                 .collect(),
-            next_cursor: more
-                .then(|| ids.last().map(|id| Cursor::after(*id).encode()))
-                .flatten(),
+            next_cursor,
         })
     }
 }

@@ -5,8 +5,6 @@
 
 use std::future::Future;
 
-use rand::RngCore;
-
 use super::error::Error;
 use super::{Referrals, Result};
 use crate::auth::{Operation, Principal, authorize};
@@ -32,9 +30,7 @@ impl Referrals {
             return body.await;
         }
         let account = p.account.as_str();
-        let mut id = [0u8; 12];
-        rand::rng().fill_bytes(&mut id);
-        let id = hex::encode(id);
+        let id = super::types::random_id("");
         let now = self.clock.now();
         let charged = self
             .store

@@ -8,6 +8,14 @@ use serde::{Deserialize, Serialize};
 
 use super::error::Error;
 
+/// A random, unguessable identifier: `prefix` followed by 24 hex digits (96 bits).
+pub fn random_id(prefix: &str) -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 12];
+    rand::rng().fill_bytes(&mut b);
+    format!("{prefix}{}", hex::encode(b))
+}
+
 fn invalid(field: &'static str, message: impl Into<String>) -> Error {
     Error::Invalid {
         field,

@@ -56,19 +56,24 @@ impl Store {
             };
             q.fetch_one(&self.read)
         };
-        let (signups, review_pending) = pair(format!(
-            "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN status = 'review_required' THEN 1 ELSE 0 END), 0) AS BIGINT)
-             FROM attributions WHERE created_at >= $1 AND created_at < $2{}",
-            camp("", 3)
-        ))
-        .await?;
-        let (review_approved, review_rejected) = pair(format!(
-            "SELECT CAST(COALESCE(SUM(CASE WHEN review_decision = 'approved' THEN 1 ELSE 0 END), 0) AS BIGINT),
+        // Signups and the review funnel come from one pass over the same rows.
+        let review_sql = format!(
+            "SELECT COUNT(*),
+                    CAST(COALESCE(SUM(CASE WHEN status = 'review_required' THEN 1 ELSE 0 END), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(CASE WHEN review_decision = 'approved' THEN 1 ELSE 0 END), 0) AS BIGINT),
                     CAST(COALESCE(SUM(CASE WHEN review_decision = 'rejected' THEN 1 ELSE 0 END), 0) AS BIGINT)
              FROM attributions WHERE created_at >= $1 AND created_at < $2{}",
             camp("", 3)
-        ))
-        .await?;
+        );
+        let q = sqlx::query_as::<_, (i64, i64, i64, i64)>(dynamic(review_sql))
+            .bind(from)
+            .bind(to);
+        let q = match campaign {
+            Some(c) => q.bind(c.to_owned()),
+            None => q,
+        };
+        let (signups, review_pending, review_approved, review_rejected) =
+            q.fetch_one(&self.read).await?;
         let (qualified, _) = pair(format!(
             "SELECT COUNT(*), 0 FROM attributions WHERE qualified_at >= $1 AND qualified_at < $2{}",
             camp("", 3)
