@@ -26,6 +26,11 @@ pub struct Config {
     pub ip_hash_secret: Option<String>,
     pub prices: HashMap<Operation, i64>,
     pub public_rate_per_minute: i64,
+    /// External billing service for grants; the local ledger when absent.
+    pub billing_url: Option<String>,
+    pub billing_token: Option<String>,
+    /// JWKS URL for RS256 tokens.
+    pub jwks_url: Option<String>,
 }
 
 impl Config {
@@ -39,6 +44,9 @@ impl Config {
             ip_hash_secret: None,
             prices: HashMap::new(),
             public_rate_per_minute: 120,
+            billing_url: None,
+            billing_token: None,
+            jwks_url: None,
         }
     }
 }

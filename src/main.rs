@@ -11,15 +11,20 @@ async fn main() -> std::process::ExitCode {
     // The demo simulates a billing outage on purpose; its warnings would only be noise.
     let default_level = match cli.command {
         referral_mcp::cli::Command::Demo { .. } => "error",
+        // A server logs each request (with its request id) at info.
+        referral_mcp::cli::Command::Serve(_) => "info",
         _ => "warn",
     };
-    tracing_subscriber::fmt()
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REFERRAL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("REFERRAL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .init();
+        .with_env_filter(filter);
+    if cli.global.log_json {
+        logs.json().with_current_span(true).init();
+    } else {
+        logs.init();
+    }
     match run(&cli.global, cli.command).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

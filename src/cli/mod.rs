@@ -85,6 +85,24 @@ pub struct GlobalArgs {
         global = true
     )]
     pub public_rate_limit: i64,
+    /// Send reward grants to this billing service (POST with an Idempotency-Key) instead
+    /// of the local ledger.
+    #[arg(long, env = "REFERRAL_BILLING_URL", global = true)]
+    pub billing_url: Option<String>,
+    /// Bearer token for the billing service, if it needs one.
+    #[arg(
+        long,
+        env = "REFERRAL_BILLING_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub billing_token: Option<String>,
+    /// Accept RS256 JWTs signed by a key from this JWKS URL (beside HS256).
+    #[arg(long, env = "REFERRAL_JWKS_URL", global = true)]
+    pub jwks_url: Option<String>,
+    /// Log as JSON lines (one object per line, with the request id) instead of text.
+    #[arg(long, env = "REFERRAL_LOG_JSON", global = true)]
+    pub log_json: bool,
 }
 
 impl GlobalArgs {
@@ -101,6 +119,9 @@ impl GlobalArgs {
                 None => Default::default(),
             },
             public_rate_per_minute: self.public_rate_limit,
+            billing_url: self.billing_url.clone(),
+            billing_token: self.billing_token.clone(),
+            jwks_url: self.jwks_url.clone(),
         })
     }
 }
@@ -189,12 +210,19 @@ pub struct ServeArgs {
     /// Seed demo data first (once per database) and print credentials.
     #[arg(long)]
     pub demo: bool,
+    /// Seconds a REST request may run before it is answered 408.
+    #[arg(long, env = "REFERRAL_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout: u64,
     #[command(flatten)]
     pub tools: ToolArgs,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct StdioArgs {
+    /// Forward every tool call to this deployment's REST API instead of opening a
+    /// database (e.g. `https://referrals.example.com`).
+    #[arg(long, env = "REFERRAL_REMOTE_URL")]
+    pub remote: Option<String>,
     #[command(flatten)]
     pub tools: ToolArgs,
 }
@@ -269,6 +297,12 @@ fn print_json(v: &impl serde::Serialize) -> Result<()> {
 /// Runs the non-server commands.
 pub async fn run(global: &GlobalArgs, command: Command) -> Result<()> {
     let cfg = global.config()?;
+    // Remote mode has no database of its own.
+    if let Command::Stdio(args) = &command
+        && let Some(url) = &args.remote
+    {
+        return serve::remote_stdio(url, args.clone()).await;
+    }
     let app = App::start(&cfg)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))

@@ -5,10 +5,12 @@ use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 
 use super::{ServeArgs, StdioArgs};
-use crate::auth::Credentials;
+use crate::auth::{Credentials, Principal, ScopeSet, Via};
 use crate::config::{App, Config};
+use crate::core::types::AccountId;
 use crate::http::{HttpOptions, router};
 use crate::mcp::ReferralServer;
+use crate::mcp::remote::{RemoteApi, RemoteError};
 
 pub(super) async fn http(app: &App, cfg: &Config, args: ServeArgs) -> Result<()> {
     let filter = args.tools.filter()?;
@@ -25,10 +27,11 @@ pub(super) async fn http(app: &App, cfg: &Config, args: ServeArgs) -> Result<()>
         allowed_origins: args.allowed_origins,
         allow_anonymous: args.allow_anonymous,
         filter,
+        request_timeout: std::time::Duration::from_secs(args.request_timeout.max(1)),
     };
     let app_router = router(app.clone(), opts, shutdown.clone());
     eprintln!(
-        "referral-mcp: MCP at http://{addr}/mcp (database {})",
+        "referral-mcp: MCP at http://{addr}/mcp, REST at http://{addr}/ (OpenAPI at /openapi.json; database {})",
         cfg.database_url
     );
     let stop = shutdown.clone();
@@ -70,20 +73,7 @@ async fn wait_for_signal() {
 /// the protocol starts, so a misconfigured desktop client fails loudly on stderr.
 pub(super) async fn stdio(app: &App, args: StdioArgs) -> Result<()> {
     let filter = args.tools.filter()?;
-    let creds = match (
-        std::env::var("REFERRAL_API_KEY")
-            .ok()
-            .filter(|s| !s.is_empty()),
-        std::env::var("REFERRAL_TOKEN")
-            .ok()
-            .filter(|s| !s.is_empty()),
-    ) {
-        (Some(k), _) => Credentials::ApiKey(k),
-        (None, Some(t)) => Credentials::Bearer(t),
-        (None, None) => bail!(
-            "set REFERRAL_API_KEY (from `referral-mcp keys create`) or REFERRAL_TOKEN (from `referral-mcp token mint`)"
-        ),
-    };
+    let creds = env_credentials()?;
     let principal = app.auth.authenticate(&creds).await.map_err(|e| {
         anyhow::anyhow!(
             "the configured credential was refused: {}",
@@ -95,4 +85,56 @@ pub(super) async fn stdio(app: &App, args: StdioArgs) -> Result<()> {
     let running = server.serve(rmcp::transport::stdio()).await?;
     running.waiting().await?;
     Ok(())
+}
+
+/// `stdio --remote URL`: the credential is checked against the deployment at start-up
+/// (`GET /auth/whoami`, free), which also says which tools to list.
+pub(super) async fn remote_stdio(url: &str, args: StdioArgs) -> Result<()> {
+    let filter = args.tools.filter()?;
+    let creds = env_credentials()?;
+    let api = RemoteApi::new(url, creds).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let me = api.whoami().await.map_err(|e| match e {
+        RemoteError::Problem(p) => {
+            anyhow::anyhow!(
+                "the configured credential was refused by {url}: {}",
+                p.detail
+            )
+        }
+        other => anyhow::anyhow!("{other}"),
+    })?;
+    let principal = Principal {
+        account: AccountId::parse("account", &me.account)?,
+        via: if me.via == "jwt" {
+            Via::Jwt { admin: me.admin }
+        } else {
+            Via::ApiKey {
+                prefix: String::new(),
+            }
+        },
+        scopes: ScopeSet::parse(&me.scopes.join(" ")).map_err(anyhow::Error::msg)?,
+    };
+    tracing::info!(account = %principal.account, remote = url, "remote stdio session authenticated");
+    let server = ReferralServer::remote(api, filter, principal);
+    let running = server.serve(rmcp::transport::stdio()).await?;
+    running.waiting().await?;
+    Ok(())
+}
+
+fn env_credentials() -> Result<Credentials> {
+    Ok(
+        match (
+            std::env::var("REFERRAL_API_KEY")
+                .ok()
+                .filter(|s| !s.is_empty()),
+            std::env::var("REFERRAL_TOKEN")
+                .ok()
+                .filter(|s| !s.is_empty()),
+        ) {
+            (Some(k), _) => Credentials::ApiKey(k),
+            (None, Some(t)) => Credentials::Bearer(t),
+            (None, None) => bail!(
+                "set REFERRAL_API_KEY (from `referral-mcp keys create`) or REFERRAL_TOKEN (from `referral-mcp token mint`)"
+            ),
+        },
+    )
 }

@@ -1,6 +1,9 @@
-//! The HTTP server: MCP (streamable HTTP) at `/mcp`, health probes, and the RFC 9728
-//! protected-resource document. Authentication is an axum middleware that turns headers
-//! into a [`Caller`] for the tools; rmcp itself checks Host and Origin (DNS rebinding).
+//! The HTTP server: MCP (streamable HTTP) at `/mcp`, REST at the documented paths,
+//! `/openapi.json`, health probes, and the RFC 9728 protected-resource document.
+//! Authentication for MCP is an axum middleware that turns headers into a [`Caller`] for
+//! the tools; rmcp itself checks Host and Origin (DNS rebinding). REST handlers take the
+//! caller through an extractor. Every response carries an `x-request-id`, and every log
+//! line of a request is inside a span with the same id.
 //!
 //! MCP runs in stateless mode: every POST is self-contained, so any number of `serve`
 //! instances behind a load balancer give the same answers (all state is in the database).
@@ -18,6 +21,17 @@ use axum::{Json, Router};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+pub mod endpoints;
+pub mod openapi;
+pub mod problem;
+pub mod rest;
 
 use crate::auth::{Credentials, Operation, Scope, authorize};
 use crate::config::App;
@@ -31,6 +45,8 @@ pub struct HttpOptions {
     pub allowed_origins: Vec<String>,
     pub allow_anonymous: bool,
     pub filter: ToolFilter,
+    /// Longest a REST request may run before it is answered 408.
+    pub request_timeout: Duration,
 }
 
 impl Default for HttpOptions {
@@ -44,12 +60,13 @@ impl Default for HttpOptions {
             ],
             allow_anonymous: false,
             filter: ToolFilter::default(),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
 
 #[derive(Clone)]
-struct HttpState {
+pub(crate) struct HttpState {
     app: App,
     allow_anonymous: bool,
 }
@@ -79,8 +96,15 @@ pub fn router(app: App, opts: HttpOptions, shutdown: CancellationToken) -> Route
     let mcp_router = Router::new()
         .nest_service("/mcp", mcp)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    let rest_router = rest::routes()
+        .layer(axum::extract::DefaultBodyLimit::max(rest::MAX_BODY))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            opts.request_timeout,
+        ));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/openapi.json", get(openapi_json))
         .route("/readyz", get(readyz))
         .route(
             "/.well-known/oauth-protected-resource",
@@ -90,8 +114,56 @@ pub fn router(app: App, opts: HttpOptions, shutdown: CancellationToken) -> Route
             "/.well-known/oauth-protected-resource/mcp",
             get(protected_resource),
         )
+        .merge(rest_router)
         .with_state(state)
         .merge(mcp_router)
+        .layer(middleware::from_fn(add_challenge))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(NewRequestId))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &Request| {
+                            let id = req
+                                .headers()
+                                .get("x-request-id")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("-");
+                            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                        })
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
+}
+
+/// Request ids are random (`req_…`); a caller's own `x-request-id` is kept.
+#[derive(Clone, Copy)]
+struct NewRequestId;
+
+impl MakeRequestId for NewRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&crate::core::types::random_id("req_"))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+async fn openapi_json() -> Json<serde_json::Value> {
+    static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    Json(DOC.get_or_init(openapi::document).clone())
+}
+
+/// Adds `WWW-Authenticate` to REST 401/403 answers; the metadata URL needs the Host the
+/// caller used, which only the request knows.
+async fn add_challenge(req: Request, next: Next) -> Response {
+    let headers = req.headers().clone();
+    let mut r = next.run(req).await;
+    if let Some(problem::Challenge(extra)) = r.extensions_mut().remove::<problem::Challenge>() {
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, challenge(&headers, &extra));
+    }
+    r
 }
 
 async fn readyz(State(st): State<HttpState>) -> Response {
@@ -149,16 +221,7 @@ fn challenge(headers: &HeaderMap, extra: &str) -> HeaderValue {
 }
 
 fn problem(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({
-        "type": format!("https://referral-mcp.dev/errors/{code}"),
-        "title": code, "status": status.as_u16(), "detail": message, "code": code,
-    });
-    let mut r = (status, body.to_string()).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    r
+    problem::problem(status, code, message).into_response_with(None)
 }
 
 fn unauthorized(headers: &HeaderMap, message: &str, invalid: bool) -> Response {

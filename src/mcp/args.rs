@@ -233,3 +233,69 @@ impl EventsArgs {
         })
     }
 }
+
+// ---- lifecycle events (REST ingest routes and the CLI) ---------------------------------
+
+/// A new account signed up, maybe through a referral.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupArgs {
+    /// The new account's id in the product.
+    pub account: String,
+    /// Its email; used only for fraud signals and shown masked.
+    pub email: Option<String>,
+    /// Its signup IP; only a keyed hash is kept.
+    pub ip: Option<std::net::IpAddr>,
+    /// The referral code it signed up with, if no click id is known.
+    pub code: Option<String>,
+    /// The `click_id` that click capture returned.
+    pub click_id: Option<String>,
+}
+
+/// A referred account qualified (e.g. its first payment).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QualifyArgs {
+    /// The referred account.
+    pub account: String,
+    /// What happened, default `first_payment` (max 64 characters).
+    #[schemars(length(min = 1, max = 64))]
+    pub event: Option<String>,
+    /// Amount in the smallest currency unit; informational.
+    pub amount: Option<i64>,
+}
+
+impl SignupArgs {
+    pub fn parse(self) -> Result<crate::core::SignupEvent, Error> {
+        Ok(crate::core::SignupEvent {
+            account: AccountId::parse("account", &self.account)?,
+            email: self
+                .email
+                .map(|e| crate::core::text::Email::parse("email", &e))
+                .transpose()?,
+            ip: self.ip,
+            code: self
+                .code
+                .map(|c| ReferralCode::parse("code", &c))
+                .transpose()?,
+            click_id: self
+                .click_id
+                .map(|c| SafeText::parse("click_id", &c, 64).map(|t| t.as_str().to_owned()))
+                .transpose()?,
+        })
+    }
+}
+
+impl QualifyArgs {
+    pub fn parse(self) -> Result<crate::core::QualifyEvent, Error> {
+        Ok(crate::core::QualifyEvent {
+            account: AccountId::parse("account", &self.account)?,
+            event: SafeText::parse(
+                "event",
+                self.event.as_deref().unwrap_or("first_payment"),
+                64,
+            )?,
+            amount: self.amount,
+        })
+    }
+}

@@ -5,6 +5,7 @@
 #![allow(deprecated)] // rmcp marks the logging API deprecated (SEP-2577); we still offer it.
 
 pub mod args;
+pub mod remote;
 mod server;
 
-pub use server::{Caller, ReferralServer, ToolFilter, tool_error};
+pub use server::{Caller, ReferralServer, TOOL_NAMES, ToolFilter, error_result, tool_error};

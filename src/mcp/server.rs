@@ -15,12 +15,13 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, tool, tool_handler,
 use serde::Serialize;
 
 use super::args::*;
-use crate::auth::{Operation, Principal};
+use super::remote::{RemoteApi, RemoteError};
+use crate::auth::{Operation, Principal, authorize};
 use crate::config::App;
 use crate::core::error::Error;
 use crate::core::types::AttributionStatus;
 use crate::core::views::*;
-use crate::core::{RecoverProgress, Result as CoreResult};
+use crate::core::{RecoverProgress, Referrals, Result as CoreResult};
 
 /// Who is calling: set by the HTTP middleware per request, or fixed for a stdio session.
 #[derive(Debug, Clone, Default)]
@@ -85,7 +86,7 @@ Emails are masked. Text fields such as reasons, notes and click metadata were wr
 /// The rmcp server. Cheap to clone; one per HTTP request (stateless) or stdio session.
 #[derive(Clone)]
 pub struct ReferralServer {
-    app: App,
+    backend: Backend,
     filter: Arc<ToolFilter>,
     /// The stdio session's authenticated caller; HTTP callers come per request.
     local: Option<Principal>,
@@ -115,35 +116,102 @@ fn level_rank(l: LoggingLevel) -> u8 {
 /// A domain error as a tool result an agent can act on: `isError: true`, a stable code,
 /// the message, and what to do next.
 pub fn tool_error(e: &Error) -> CallToolResult {
-    let next = match e {
-        Error::Invalid { .. } => "fix the named argument and call again".to_owned(),
-        Error::NotFound { .. } => "check the id or code, e.g. with list_referrals".to_owned(),
-        Error::Conflict { .. } => {
-            "read the current state with get_referral; do not retry blindly".to_owned()
-        }
-        Error::InsufficientCredits { .. } => {
+    let status = match e {
+        Error::Conflict {
+            current_status: Some(s),
+            ..
+        } => Some(s.as_str()),
+        _ => None,
+    };
+    let retry = match e {
+        Error::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+        _ => None,
+    };
+    error_result(e.code(), &e.public_message(), status, retry)
+}
+
+fn next_step(code: &str, retry_after: Option<u64>) -> String {
+    match code {
+        "invalid_argument" => "fix the named argument and call again".to_owned(),
+        "not_found" => "check the id or code, e.g. with list_referrals".to_owned(),
+        "conflict" => "read the current state with get_referral; do not retry blindly".to_owned(),
+        "insufficient_credits" => {
             "ask an operator to add credits to this account, then retry".to_owned()
         }
-        Error::Unauthenticated(_) => {
-            "configure a valid API key or token for this server".to_owned()
-        }
-        Error::Forbidden(_) => "use a credential with the named scope, or another tool".to_owned(),
-        Error::RateLimited { retry_after_secs } => {
-            format!("wait {retry_after_secs} seconds, then retry")
-        }
-        Error::Internal(_) => "retry later; nothing was charged".to_owned(),
-    };
+        "unauthenticated" => "configure a valid API key or token for this server".to_owned(),
+        "forbidden" => "use a credential with the named scope, or another tool".to_owned(),
+        "rate_limited" => format!("wait {} seconds, then retry", retry_after.unwrap_or(1)),
+        "unavailable" => "check the remote URL and the network, then retry".to_owned(),
+        _ => "retry later; nothing was charged".to_owned(),
+    }
+}
+
+/// The error result from its parts; local errors and a remote deployment's problem
+/// documents both come through here, so they read the same.
+pub fn error_result(
+    code: &str,
+    message: &str,
+    current_status: Option<&str>,
+    retry_after: Option<u64>,
+) -> CallToolResult {
     let mut body = serde_json::json!({
-        "error": { "code": e.code(), "message": e.public_message(), "next_step": next }
+        "error": { "code": code, "message": message, "next_step": next_step(code, retry_after) }
     });
-    if let Error::Conflict {
-        current_status: Some(s),
-        ..
-    } = e
-    {
-        body["error"]["current_status"] = serde_json::Value::String(s.clone());
+    if let Some(s) = current_status {
+        body["error"]["current_status"] = serde_json::Value::String(s.to_owned());
     }
     CallToolResult::error(vec![ContentBlock::text(body.to_string())])
+}
+
+fn remote_error(e: RemoteError) -> CallToolResult {
+    match e {
+        RemoteError::Problem(p) => error_result(
+            &p.code,
+            &p.detail,
+            p.current_status.as_deref(),
+            p.retry_after,
+        ),
+        RemoteError::Transport(m) => error_result("unavailable", &m, None, None),
+    }
+}
+
+/// What a tool needs to run: the local core, or a hosted deployment's REST API.
+#[derive(Clone)]
+enum Backend {
+    Local(App),
+    Remote(Arc<RemoteApi>),
+}
+
+/// Why remote arguments were refused before forwarding.
+enum Refused {
+    Shape(serde_json::Error),
+    Value(Error),
+}
+
+fn shaped<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, Refused> {
+    serde_json::from_value(v.clone()).map_err(Refused::Shape)
+}
+
+/// Remote mode checks arguments exactly as a local server would before spending a
+/// round trip, so bad input reads the same in both modes.
+fn check_args(op: Operation, v: &serde_json::Value) -> Result<(), Refused> {
+    let now = chrono::Utc::now().timestamp();
+    let domain = match op {
+        Operation::ListReferrals => shaped::<ListReferralsArgs>(v)?.into_query().map(drop),
+        Operation::GetReferral => shaped::<ReferralIdArgs>(v)?.id().map(drop),
+        Operation::ApproveReferral => shaped::<ApproveArgs>(v)?.parse().map(drop),
+        Operation::RejectReferral => shaped::<RejectArgs>(v)?.parse().map(drop),
+        Operation::RecoverGrants => shaped::<RecoverArgs>(v)?.parse().map(drop),
+        Operation::GetStats => shaped::<StatsArgs>(v)?.parse(now).map(drop),
+        Operation::CaptureClick => shaped::<ClickArgs>(v)?.parse(None).map(drop),
+        Operation::MySummary => {
+            shaped::<NoArgs>(v)?;
+            Ok(())
+        }
+        Operation::MyEvents => shaped::<EventsArgs>(v)?.parse().map(drop),
+        Operation::IngestSignup | Operation::IngestQualification => Ok(()),
+    };
+    domain.map_err(Refused::Value)
 }
 
 fn respond<T: Serialize>(r: CoreResult<T>) -> Result<CallToolResult, McpError> {
@@ -157,8 +225,18 @@ fn respond<T: Serialize>(r: CoreResult<T>) -> Result<CallToolResult, McpError> {
 
 impl ReferralServer {
     pub fn new(app: App, filter: ToolFilter, local: Option<Principal>) -> Self {
+        Self::with_backend(Backend::Local(app), filter, local)
+    }
+
+    /// A server whose tools forward to a deployment's REST API; `principal` is who the
+    /// deployment says the credential belongs to (it decides which tools are listed).
+    pub fn remote(api: RemoteApi, filter: ToolFilter, principal: Principal) -> Self {
+        Self::with_backend(Backend::Remote(Arc::new(api)), filter, Some(principal))
+    }
+
+    fn with_backend(backend: Backend, filter: ToolFilter, local: Option<Principal>) -> Self {
         Self {
-            app,
+            backend,
             filter: Arc::new(filter),
             local,
             log_level: Arc::new(AtomicU8::new(level_rank(LoggingLevel::Info))),
@@ -188,7 +266,57 @@ impl ReferralServer {
     /// Listed for this caller: allowed by the server's filter and by the caller's scopes.
     fn visible(&self, name: &str, caller: &Caller) -> bool {
         Operation::from_name(name).is_some_and(|op| {
-            self.filter.allows(op) && self.app.core.may_call(caller.principal.as_ref(), op)
+            self.filter.allows(op) && authorize(caller.principal.as_ref(), op).is_ok()
+        })
+    }
+
+    /// The local core. Tools only run locally: remote mode forwards in `call_tool`
+    /// before any tool is reached.
+    fn core(&self) -> Result<&Referrals, McpError> {
+        match &self.backend {
+            Backend::Local(app) => Ok(&app.core),
+            Backend::Remote(_) => Err(McpError::internal_error(
+                "remote mode runs no local tool",
+                None,
+            )),
+        }
+    }
+
+    async fn forward(
+        &self,
+        api: &RemoteApi,
+        op: Operation,
+        req: CallToolRequestParams,
+        ct: &tokio_util::sync::CancellationToken,
+    ) -> Result<CallToolResult, McpError> {
+        let args = serde_json::Value::Object(req.arguments.unwrap_or_default());
+        match check_args(op, &args) {
+            Err(Refused::Shape(e)) => {
+                return Err(McpError::invalid_params(
+                    format!("failed to deserialize parameters: {e}"),
+                    None,
+                ));
+            }
+            Err(Refused::Value(e)) => return Ok(tool_error(&e)),
+            Ok(()) => {}
+        }
+        let serde_json::Value::Object(args) = args else {
+            return Err(McpError::invalid_params(
+                "arguments must be an object",
+                None,
+            ));
+        };
+        // Cancelling drops the request; for recover, the deployment keeps what it
+        // granted and a later run picks up the rest.
+        let out = tokio::select! {
+            r = api.call(op, args) => r,
+            _ = ct.cancelled() => return Ok(error_result(
+                "cancelled", "the call was cancelled before the deployment answered", None, None,
+            )),
+        };
+        Ok(match out {
+            Ok(v) => CallToolResult::structured(v),
+            Err(e) => remote_error(e),
         })
     }
 
@@ -225,7 +353,7 @@ impl ReferralServer {
     ) -> Result<CallToolResult, McpError> {
         let c = self.caller(&ctx);
         respond(match a.into_query() {
-            Ok(q) => self.app.core.list_referrals(c.principal.as_ref(), q).await,
+            Ok(q) => self.core()?.list_referrals(c.principal.as_ref(), q).await,
             Err(e) => Err(e),
         })
     }
@@ -244,7 +372,7 @@ impl ReferralServer {
     ) -> Result<CallToolResult, McpError> {
         let c = self.caller(&ctx);
         respond(match a.id() {
-            Ok(id) => self.app.core.get_referral(c.principal.as_ref(), id).await,
+            Ok(id) => self.core()?.get_referral(c.principal.as_ref(), id).await,
             Err(e) => Err(e),
         })
     }
@@ -264,8 +392,7 @@ impl ReferralServer {
         let c = self.caller(&ctx);
         respond(match a.parse() {
             Ok((id, note)) => {
-                self.app
-                    .core
+                self.core()?
                     .approve_referral(c.principal.as_ref(), id, note)
                     .await
             }
@@ -288,8 +415,7 @@ impl ReferralServer {
         let c = self.caller(&ctx);
         respond(match a.parse() {
             Ok((id, req)) => {
-                self.app
-                    .core
+                self.core()?
                     .reject_referral(c.principal.as_ref(), id, req)
                     .await
             }
@@ -334,8 +460,7 @@ impl ReferralServer {
             let _ = tx.send(p);
         };
         let out = self
-            .app
-            .core
+            .core()?
             .recover_grants(c.principal.as_ref(), req, &progress, &ctx.ct)
             .await;
         drop(progress);
@@ -364,8 +489,8 @@ impl ReferralServer {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         let c = self.caller(&ctx);
-        respond(match a.parse(self.app.core.clock().now()) {
-            Ok(q) => self.app.core.get_stats(c.principal.as_ref(), q).await,
+        respond(match a.parse(self.core()?.clock().now()) {
+            Ok(q) => self.core()?.get_stats(c.principal.as_ref(), q).await,
             Err(e) => Err(e),
         })
     }
@@ -384,7 +509,7 @@ impl ReferralServer {
     ) -> Result<CallToolResult, McpError> {
         let c = self.caller(&ctx);
         respond(match a.parse(c.ip) {
-            Ok(req) => self.app.core.capture_click(c.principal.as_ref(), req).await,
+            Ok(req) => self.core()?.capture_click(c.principal.as_ref(), req).await,
             Err(e) => Err(e),
         })
     }
@@ -402,7 +527,7 @@ impl ReferralServer {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         let c = self.caller(&ctx);
-        respond(self.app.core.my_summary(c.principal.as_ref()).await)
+        respond(self.core()?.my_summary(c.principal.as_ref()).await)
     }
 
     #[tool(
@@ -419,7 +544,7 @@ impl ReferralServer {
     ) -> Result<CallToolResult, McpError> {
         let c = self.caller(&ctx);
         respond(match a.parse() {
-            Ok(q) => self.app.core.my_events(c.principal.as_ref(), q).await,
+            Ok(q) => self.core()?.my_events(c.principal.as_ref(), q).await,
             Err(e) => Err(e),
         })
     }
@@ -462,7 +587,8 @@ impl ServerHandler for ReferralServer {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         // Enforced where the call runs, not only hidden from the list.
-        if let Some(op) = Operation::from_name(&req.name)
+        let op = Operation::from_name(&req.name).filter(|op| TOOL_NAMES.contains(&op.name()));
+        if let Some(op) = op
             && !self.filter.allows(op)
         {
             return Err(McpError::invalid_params(
@@ -472,6 +598,13 @@ impl ServerHandler for ReferralServer {
                 ),
                 None,
             ));
+        }
+        if let (Backend::Remote(api), Some(op)) = (&self.backend, op) {
+            let ct = ctx.ct.clone();
+            return self
+                .forward(api, op, req, &ct)
+                .await
+                .map(CallToolResponse::from);
         }
         self.tool_router
             .call(ToolCallContext::new(self, req, ctx))
@@ -498,7 +631,10 @@ impl ServerHandler for ReferralServer {
                 .iter()
                 .map(|s| s.as_str().to_owned())
                 .collect(),
-            "campaign" => self.app.core.campaign_ids().await.unwrap_or_default(),
+            "campaign" => match &self.backend {
+                Backend::Local(app) => app.core.campaign_ids().await.unwrap_or_default(),
+                Backend::Remote(_) => Vec::new(),
+            },
             _ => Vec::new(),
         };
         let values: Vec<String> = candidates

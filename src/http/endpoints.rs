@@ -1,0 +1,186 @@
+//! The REST surface as data: one row per operation with its method, path and types.
+//! The OpenAPI document is generated from this table, remote mode forwards tool calls by
+//! it, and a test checks that every row answers on the real router.
+
+use rmcp::schemars::{JsonSchema, Schema, SchemaGenerator};
+
+use crate::auth::Operation;
+use crate::core::views::*;
+use crate::mcp::args::*;
+
+use super::rest::{ApproveBody, RejectBody, WhoAmI};
+
+/// Where a route takes its non-path arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    Query,
+    Body,
+}
+
+type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+pub struct Endpoint {
+    /// `None` for routes that are not a metered operation (`whoami`).
+    pub op: Option<Operation>,
+    pub method: &'static str,
+    /// With `{id}` where the referral id goes.
+    pub path: &'static str,
+    pub input: Input,
+    pub summary: &'static str,
+    /// The arguments as one object (`id` goes to the path, the rest per `input`).
+    pub params: SchemaFn,
+    /// The JSON body, when it differs from `params` minus `id`.
+    pub body: Option<SchemaFn>,
+    pub output: SchemaFn,
+    pub errors: &'static [u16],
+}
+
+fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
+    g.subschema_for::<T>()
+}
+
+const READ: &[u16] = &[400, 401, 402, 403, 422];
+const ONE: &[u16] = &[401, 402, 403, 404, 422];
+const REVIEW: &[u16] = &[400, 401, 402, 403, 404, 409, 413, 422];
+const WRITE: &[u16] = &[400, 401, 402, 403, 413, 422];
+
+/// The nine documented operations in the docs' order, then the lifecycle events and the
+/// credential check.
+pub static ENDPOINTS: &[Endpoint] = &[
+    Endpoint {
+        op: Some(Operation::ListReferrals),
+        method: "GET",
+        path: "/admin/referrals",
+        input: Input::Query,
+        summary: "List referrals with their reward records",
+        params: schema::<ListReferralsArgs>,
+        body: None,
+        output: schema::<ReferralPage>,
+        errors: READ,
+    },
+    Endpoint {
+        op: Some(Operation::GetReferral),
+        method: "GET",
+        path: "/admin/referrals/{id}",
+        input: Input::Query,
+        summary: "One referral with rewards, review reasons and audit trail",
+        params: schema::<ReferralIdArgs>,
+        body: None,
+        output: schema::<ReferralDetail>,
+        errors: ONE,
+    },
+    Endpoint {
+        op: Some(Operation::ApproveReferral),
+        method: "POST",
+        path: "/admin/referrals/{id}/approve",
+        input: Input::Body,
+        summary: "Approve a referral held for review",
+        params: schema::<ApproveArgs>,
+        body: Some(schema::<ApproveBody>),
+        output: schema::<ReferralDetail>,
+        errors: REVIEW,
+    },
+    Endpoint {
+        op: Some(Operation::RejectReferral),
+        method: "POST",
+        path: "/admin/referrals/{id}/reject",
+        input: Input::Body,
+        summary: "Reject a referral held for review",
+        params: schema::<RejectArgs>,
+        body: Some(schema::<RejectBody>),
+        output: schema::<ReferralDetail>,
+        errors: REVIEW,
+    },
+    Endpoint {
+        op: Some(Operation::RecoverGrants),
+        method: "POST",
+        path: "/admin/referrals/recover",
+        input: Input::Body,
+        summary: "Retry reward grants that did not reach billing",
+        params: schema::<RecoverArgs>,
+        body: None,
+        output: schema::<RecoverReport>,
+        errors: WRITE,
+    },
+    Endpoint {
+        op: Some(Operation::GetStats),
+        method: "GET",
+        path: "/admin/referrals/stats",
+        input: Input::Query,
+        summary: "Referral funnel for a date range",
+        params: schema::<StatsArgs>,
+        body: None,
+        output: schema::<StatsView>,
+        errors: READ,
+    },
+    Endpoint {
+        op: Some(Operation::CaptureClick),
+        method: "POST",
+        path: "/referrals/click",
+        input: Input::Body,
+        summary: "Record a share-link click (public)",
+        params: schema::<ClickArgs>,
+        body: None,
+        output: schema::<ClickReceipt>,
+        errors: &[400, 404, 413, 422, 429],
+    },
+    Endpoint {
+        op: Some(Operation::MySummary),
+        method: "GET",
+        path: "/referrals/me",
+        input: Input::Query,
+        summary: "The signed-in user's referral page",
+        params: schema::<NoArgs>,
+        body: None,
+        output: schema::<MySummary>,
+        errors: &[401, 402, 403],
+    },
+    Endpoint {
+        op: Some(Operation::MyEvents),
+        method: "GET",
+        path: "/referrals/me/events",
+        input: Input::Query,
+        summary: "The signed-in user's referral history",
+        params: schema::<EventsArgs>,
+        body: None,
+        output: schema::<MyEventsPage>,
+        errors: READ,
+    },
+    Endpoint {
+        op: Some(Operation::IngestSignup),
+        method: "POST",
+        path: "/ingest/signups",
+        input: Input::Body,
+        summary: "Record a signup (the product's backend)",
+        params: schema::<SignupArgs>,
+        body: None,
+        output: schema::<SignupOutcome>,
+        errors: WRITE,
+    },
+    Endpoint {
+        op: Some(Operation::IngestQualification),
+        method: "POST",
+        path: "/ingest/qualifications",
+        input: Input::Body,
+        summary: "Record a qualifying event such as a first payment",
+        params: schema::<QualifyArgs>,
+        body: None,
+        output: schema::<QualifyOutcome>,
+        errors: WRITE,
+    },
+    Endpoint {
+        op: None,
+        method: "GET",
+        path: "/auth/whoami",
+        input: Input::Query,
+        summary: "Who the credential belongs to and its scopes (free)",
+        params: schema::<NoArgs>,
+        body: None,
+        output: schema::<WhoAmI>,
+        errors: &[401],
+    },
+];
+
+pub fn endpoint(op: Operation) -> Option<&'static Endpoint> {
+    ENDPOINTS.iter().find(|e| e.op == Some(op))
+}

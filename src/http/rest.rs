@@ -1,0 +1,398 @@
+//! The REST routes: the nine documented paths, the lifecycle ingest routes and a free
+//! credential check. Each handler is a few lines: authorize, parse, call the core, answer
+//! JSON. Arguments are the MCP tools' argument types, so both faces accept exactly the
+//! same inputs.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use rmcp::schemars::{self, JsonSchema};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::HttpState;
+use super::problem::ApiError;
+use crate::auth::{Operation, Principal, Via, authorize};
+use crate::core::error::Error;
+use crate::core::views::*;
+use crate::mcp::args::*;
+
+/// Largest REST body accepted; the longest legitimate body (a click) is about 10 KB.
+pub const MAX_BODY: usize = 64 * 1024;
+
+pub(super) fn routes() -> axum::Router<HttpState> {
+    axum::Router::new()
+        .route("/admin/referrals", get(list))
+        .route("/admin/referrals/stats", get(stats))
+        .route("/admin/referrals/recover", post(recover))
+        .route("/admin/referrals/{id}", get(get_one))
+        .route("/admin/referrals/{id}/approve", post(approve))
+        .route("/admin/referrals/{id}/reject", post(reject))
+        .route("/referrals/click", post(click))
+        .route("/referrals/me", get(me))
+        .route("/referrals/me/events", get(my_events))
+        .route("/ingest/signups", post(signup))
+        .route("/ingest/qualifications", post(qualify))
+        .route("/auth/whoami", get(whoami))
+}
+
+// ---- extractors ----------------------------------------------------------------------
+
+/// The caller, if credentials were sent. A credential that does not verify is a 401
+/// here; no credential is left to the operation (public click capture needs none).
+pub struct Auth(pub Option<Principal>);
+
+impl FromRequestParts<HttpState> for Auth {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, st: &HttpState) -> Result<Self, ApiError> {
+        match super::credentials(&parts.headers) {
+            None => Ok(Auth(None)),
+            Some(c) => match st.app.auth.authenticate(&c).await {
+                Ok(p) => Ok(Auth(Some(p))),
+                Err(e) => Err(ApiError::InvalidCredential(e.public_message())),
+            },
+        }
+    }
+}
+
+impl Auth {
+    /// Checks the caller may run `op` before anything is parsed, so an unauthenticated
+    /// caller learns nothing about the arguments.
+    fn allow(&self, op: Operation) -> Result<Option<&Principal>, ApiError> {
+        authorize(self.0.as_ref(), op).map_err(ApiError::during(op))?;
+        Ok(self.0.as_ref())
+    }
+}
+
+/// The TCP peer's address, when the server was started with connect info.
+pub struct PeerIp(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(PeerIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+/// A query string parsed into a tool's argument type; unknown or malformed → 400.
+pub struct Q<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| Q(q.0))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
+
+/// A JSON body; an empty body reads as `{}` so optional-only bodies may be left out.
+pub struct J<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for J<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, st: &S) -> Result<Self, ApiError> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.starts_with("application/json") || v.contains("+json"));
+        let bytes = Bytes::from_request(req, st).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(MAX_BODY)
+            } else {
+                ApiError::BadRequest(e.body_text())
+            }
+        })?;
+        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else if json == Some(false) {
+            return Err(ApiError::UnsupportedMediaType);
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(text).map(J).map_err(|e| {
+            if e.is_data() {
+                ApiError::Unprocessable(format!("invalid body: {e}"))
+            } else {
+                ApiError::BadRequest(format!("body is not valid JSON: {e}"))
+            }
+        })
+    }
+}
+
+fn path_id(raw: &str) -> Result<i64, Error> {
+    raw.parse::<i64>().map_err(|_| Error::Invalid {
+        field: "id",
+        message: "must be a positive integer".into(),
+    })
+}
+
+type Reply<T> = Result<Json<T>, ApiError>;
+
+// ---- handlers ------------------------------------------------------------------------
+
+async fn list(
+    State(st): State<HttpState>,
+    auth: Auth,
+    q: Q<ListReferralsArgs>,
+) -> Reply<ReferralPage> {
+    let op = Operation::ListReferrals;
+    let p = auth.allow(op)?;
+    let query = q.0.into_query().map_err(ApiError::during(op))?;
+    Ok(Json(
+        st.app
+            .core
+            .list_referrals(p, query)
+            .await
+            .map_err(ApiError::during(op))?,
+    ))
+}
+
+async fn get_one(
+    State(st): State<HttpState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Reply<ReferralDetail> {
+    let op = Operation::GetReferral;
+    let p = auth.allow(op)?;
+    let id = ReferralIdArgs {
+        id: path_id(&id).map_err(ApiError::during(op))?,
+    }
+    .id()
+    .map_err(ApiError::during(op))?;
+    Ok(Json(
+        st.app
+            .core
+            .get_referral(p, id)
+            .await
+            .map_err(ApiError::during(op))?,
+    ))
+}
+
+/// Body of `POST /admin/referrals/{id}/approve` (may be empty).
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveBody {
+    /// Optional note for the audit trail (max 500 characters).
+    #[schemars(length(max = 500))]
+    pub note: Option<String>,
+}
+
+/// Body of `POST /admin/referrals/{id}/reject`.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectBody {
+    /// Why it is rejected, stored in the audit trail (1-200 characters).
+    #[schemars(length(min = 1, max = 200))]
+    pub reason: String,
+    /// Optional longer note (max 500 characters).
+    #[schemars(length(max = 500))]
+    pub note: Option<String>,
+}
+
+async fn approve(
+    State(st): State<HttpState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    J(body): J<ApproveBody>,
+) -> Reply<ReferralDetail> {
+    let op = Operation::ApproveReferral;
+    let p = auth.allow(op)?;
+    let id = path_id(&id).map_err(ApiError::during(op))?;
+    let (id, note) = ApproveArgs {
+        id,
+        note: body.note,
+    }
+    .parse()
+    .map_err(ApiError::during(op))?;
+    Ok(Json(
+        st.app
+            .core
+            .approve_referral(p, id, note)
+            .await
+            .map_err(ApiError::during(op))?,
+    ))
+}
+
+async fn reject(
+    State(st): State<HttpState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    J(body): J<RejectBody>,
+) -> Reply<ReferralDetail> {
+    let op = Operation::RejectReferral;
+    let p = auth.allow(op)?;
+    let id = path_id(&id).map_err(ApiError::during(op))?;
+    let (id, req) = RejectArgs {
+        id,
+        reason: body.reason,
+        note: body.note,
+    }
+    .parse()
+    .map_err(ApiError::during(op))?;
+    Ok(Json(
+        st.app
+            .core
+            .reject_referral(p, id, req)
+            .await
+            .map_err(ApiError::during(op))?,
+    ))
+}
+
+/// A REST recover runs to its limit; a client that disconnects drops the request, and
+/// any reward it left claimed is retried by a later run (grants are keyed).
+async fn recover(
+    State(st): State<HttpState>,
+    auth: Auth,
+    J(a): J<RecoverArgs>,
+) -> Reply<RecoverReport> {
+    let op = Operation::RecoverGrants;
+    let p = auth.allow(op)?;
+    let req = a.parse().map_err(ApiError::during(op))?;
+    let never = CancellationToken::new();
+    let report = st.app.core.recover_grants(p, req, &|_| {}, &never).await;
+    Ok(Json(report.map_err(ApiError::during(op))?))
+}
+
+async fn stats(State(st): State<HttpState>, auth: Auth, q: Q<StatsArgs>) -> Reply<StatsView> {
+    let op = Operation::GetStats;
+    let p = auth.allow(op)?;
+    let query =
+        q.0.parse(st.app.core.clock().now())
+            .map_err(ApiError::during(op))?;
+    Ok(Json(
+        st.app
+            .core
+            .get_stats(p, query)
+            .await
+            .map_err(ApiError::during(op))?,
+    ))
+}
+
+/// The visitor's IP is the TCP peer's: put a proxy in front that sets nothing we trust,
+/// and rate limits and unique counts are per proxy. See the README on deployment.
+async fn click(
+    State(st): State<HttpState>,
+    auth: Auth,
+    PeerIp(ip): PeerIp,
+    J(a): J<ClickArgs>,
+) -> Reply<ClickReceipt> {
+    let op = Operation::CaptureClick;
+    let p = auth.allow(op)?;
+    let req = a.parse(ip).map_err(ApiError::during(op))?;
+    Ok(Json(
+        st.app
+            .core
+            .capture_click(p, req)
+            .await
+            .map_err(ApiError::during(op))?,
+    ))
+}
+
+async fn me(State(st): State<HttpState>, auth: Auth, _q: Q<NoArgs>) -> Reply<MySummary> {
+    let op = Operation::MySummary;
+    let p = auth.allow(op)?;
+    Ok(Json(
+        st.app
+            .core
+            .my_summary(p)
+            .await
+            .map_err(ApiError::during(op))?,
+    ))
+}
+
+async fn my_events(
+    State(st): State<HttpState>,
+    auth: Auth,
+    q: Q<EventsArgs>,
+) -> Reply<MyEventsPage> {
+    let op = Operation::MyEvents;
+    let p = auth.allow(op)?;
+    let query = q.0.parse().map_err(ApiError::during(op))?;
+    Ok(Json(
+        st.app
+            .core
+            .my_events(p, query)
+            .await
+            .map_err(ApiError::during(op))?,
+    ))
+}
+
+async fn signup(
+    State(st): State<HttpState>,
+    auth: Auth,
+    J(a): J<SignupArgs>,
+) -> Reply<SignupOutcome> {
+    let op = Operation::IngestSignup;
+    let p = auth.allow(op)?;
+    let ev = a.parse().map_err(ApiError::during(op))?;
+    Ok(Json(
+        st.app
+            .core
+            .ingest_signup(p, ev)
+            .await
+            .map_err(ApiError::during(op))?,
+    ))
+}
+
+async fn qualify(
+    State(st): State<HttpState>,
+    auth: Auth,
+    J(a): J<QualifyArgs>,
+) -> Reply<QualifyOutcome> {
+    let op = Operation::IngestQualification;
+    let p = auth.allow(op)?;
+    let ev = a.parse().map_err(ApiError::during(op))?;
+    Ok(Json(
+        st.app
+            .core
+            .ingest_qualification(p, ev)
+            .await
+            .map_err(ApiError::during(op))?,
+    ))
+}
+
+/// Who a credential belongs to. Free: remote mode calls it at start-up to check the
+/// configured credential and learn which tools to offer.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct WhoAmI {
+    pub account: String,
+    /// `api_key` or `jwt`.
+    pub via: String,
+    pub admin: bool,
+    /// Effective scopes (an admin token holds all).
+    pub scopes: Vec<String>,
+}
+
+async fn whoami(auth: Auth) -> Reply<WhoAmI> {
+    let p = auth.0.ok_or_else(|| {
+        ApiError::from(Error::Unauthenticated(
+            "send an API key in x-api-key or a token in Authorization: Bearer".into(),
+        ))
+    })?;
+    Ok(Json(WhoAmI {
+        account: p.account.to_string(),
+        via: match p.via {
+            Via::ApiKey { .. } => "api_key".into(),
+            Via::Jwt { .. } => "jwt".into(),
+        },
+        admin: p.is_admin(),
+        scopes: p
+            .effective_scopes()
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect(),
+    }))
+}

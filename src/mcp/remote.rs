@@ -1,0 +1,146 @@
+//! Remote mode: the tools of a `stdio --remote URL` server forward each call to a hosted
+//! deployment's REST API, so a desktop assistant reaches a shared deployment without
+//! database access. Routes come from the same endpoint table the server is built from;
+//! a problem document comes back as the same tool error a local server gives.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::auth::{Credentials, Operation};
+use crate::http::endpoints::{Input, endpoint};
+use crate::http::problem::Problem;
+use crate::http::rest::WhoAmI;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The deployment answered with an error document.
+    #[error("{} ({})", .0.detail, .0.code)]
+    Problem(Problem),
+    /// It could not be reached or answered something that is not the API.
+    #[error("remote deployment unavailable: {0}")]
+    Transport(String),
+}
+
+/// A client for one deployment with one credential.
+#[derive(Clone)]
+pub struct RemoteApi {
+    http: reqwest::Client,
+    base: url::Url,
+    creds: Credentials,
+}
+
+impl std::fmt::Debug for RemoteApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RemoteApi({})", self.base)
+    }
+}
+
+impl RemoteApi {
+    pub fn new(base: &str, creds: Credentials) -> Result<Self, RemoteError> {
+        let base = url::Url::parse(base)
+            .map_err(|e| RemoteError::Transport(format!("remote URL {base:?}: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(RemoteError::Transport(format!(
+                "remote URL must be http or https, not {}",
+                base.scheme()
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(120))
+            .user_agent(concat!(
+                "referral-mcp/",
+                env!("CARGO_PKG_VERSION"),
+                " (remote)"
+            ))
+            .build()
+            .map_err(|e| RemoteError::Transport(e.to_string()))?;
+        Ok(Self { http, base, creds })
+    }
+
+    /// Checks the credential; free on the server.
+    pub async fn whoami(&self) -> Result<WhoAmI, RemoteError> {
+        let v = self.send("GET", "/auth/whoami", Map::new(), None).await?;
+        serde_json::from_value(v).map_err(|e| RemoteError::Transport(e.to_string()))
+    }
+
+    /// Runs `op` with a tool's arguments: `id` goes into the path, the rest into the
+    /// query string (GET) or the JSON body (POST).
+    pub async fn call(
+        &self,
+        op: Operation,
+        mut args: Map<String, Value>,
+    ) -> Result<Value, RemoteError> {
+        let e = endpoint(op)
+            .ok_or_else(|| RemoteError::Transport(format!("{} has no REST route", op.name())))?;
+        let mut path = e.path.to_owned();
+        if path.contains("{id}") {
+            let id = args.remove("id").map(|v| v.to_string()).unwrap_or_default();
+            path = path.replace("{id}", id.trim_matches('"'));
+        }
+        match e.input {
+            Input::Query => self.send(e.method, &path, args, None).await,
+            Input::Body => {
+                self.send(e.method, &path, Map::new(), Some(Value::Object(args)))
+                    .await
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        query: Map<String, Value>,
+        body: Option<Value>,
+    ) -> Result<Value, RemoteError> {
+        let mut url = self
+            .base
+            .join(path.trim_start_matches('/'))
+            .map_err(|e| RemoteError::Transport(e.to_string()))?;
+        if !query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in &query {
+                match v {
+                    Value::Null => {}
+                    Value::String(s) => {
+                        pairs.append_pair(k, s);
+                    }
+                    other => {
+                        pairs.append_pair(k, &other.to_string());
+                    }
+                }
+            }
+        }
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|e| RemoteError::Transport(e.to_string()))?;
+        let mut req = self.http.request(method, url);
+        req = match &self.creds {
+            Credentials::ApiKey(k) => req.header("x-api-key", k),
+            Credentials::Bearer(t) => req.bearer_auth(t),
+        };
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| RemoteError::Transport(e.without_url().to_string()))?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| RemoteError::Transport(e.without_url().to_string()))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map_err(|_| RemoteError::Transport(format!("answer to {path} is not JSON")));
+        }
+        match serde_json::from_slice::<Problem>(&bytes) {
+            Ok(p) => Err(RemoteError::Problem(p)),
+            Err(_) => Err(RemoteError::Transport(format!(
+                "{path} answered HTTP {status} without a problem document"
+            ))),
+        }
+    }
+}
