@@ -3,21 +3,17 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use common::*;
 use referral_mcp::auth::{Scope, ScopeSet};
-use referral_mcp::config::{App, Config};
-use referral_mcp::core::clock::Clock;
-use referral_mcp::http::{HttpOptions, router};
+use referral_mcp::http::HttpOptions;
 use referral_mcp::mcp::ToolFilter;
 use rmcp::model::*;
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 /// A client that records progress notifications.
 #[derive(Clone, Default)]
@@ -35,56 +31,6 @@ impl ClientHandler for Recorder {
             Implementation::new("test-client", "0.1.0"),
         )
     }
-}
-
-struct Served {
-    app: App,
-    url: String,
-    base: String,
-    _stop: CancellationToken,
-}
-
-async fn serve(db: &TestDb, opts: HttpOptions) -> Served {
-    let cfg = Config::with_database(&db.url);
-    let app = App::start_with(&cfg, None, Clock::System).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let r = router(app.clone(), opts, stop.clone());
-    let s2 = stop.clone();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            r.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { s2.cancelled().await })
-        .await
-        .unwrap();
-    });
-    Served {
-        app,
-        url: format!("http://{addr}/mcp"),
-        base: format!("http://{addr}"),
-        _stop: stop,
-    }
-}
-
-/// Seeds: alice referred bob (rewarded), carol (held: disposable e-mail), dave (pending
-/// grant). Returns the held referral id.
-async fn seed(app: &App) -> i64 {
-    let core = &app.core;
-    let code = register(core, "alice", "alice@example.com", "198.51.100.1").await;
-    signup_via(core, "bob", "bob@b.example", "203.0.113.2", &code).await;
-    qualify(core, "bob").await;
-    let held = signup_via(core, "carol", "carol@mailinator.com", "203.0.113.3", &code).await;
-    signup_via(core, "dave", "dave@d.example", "203.0.113.4", &code).await;
-    core.top_up(&account("ops"), 1000, "seed-ops")
-        .await
-        .unwrap();
-    core.top_up(&account("alice"), 100, "seed-alice")
-        .await
-        .unwrap();
-    held.referral.unwrap().id
 }
 
 async fn http_client(url: &str, bearer: Option<&str>) -> RunningService<RoleClient, Recorder> {

@@ -207,7 +207,7 @@ impl Referrals {
             .store
             .approve(id.get(), actor, note.as_ref().map(SafeText::as_str), &plan)
             .await?;
-        let row = self.transition_result(id, t, "approve")?;
+        let row = self.transition_result(id, t, "approved")?;
         if row.status == "qualified" {
             self.grant_own(row.id, plan.lease_until).await?;
         }
@@ -243,7 +243,7 @@ impl Referrals {
                 self.clock.now(),
             )
             .await?;
-        self.transition_result(id, t, "reject")?;
+        self.transition_result(id, t, "rejected")?;
         self.referral_detail(id).await
     }
 
@@ -261,7 +261,7 @@ impl Referrals {
             }),
             Transition::WrongStatus(status) => Err(Error::conflict_status(
                 format!(
-                    "referral {id} is {status}, not review_required; only referrals in review_required can be {verb}d. Use get_referral to see its history."
+                    "referral {id} is {status}, not review_required; only referrals in review_required can be {verb}. Use get_referral to see its history."
                 ),
                 status,
             )),

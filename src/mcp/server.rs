@@ -292,8 +292,10 @@ impl ReferralServer {
         let args = serde_json::Value::Object(req.arguments.unwrap_or_default());
         match check_args(op, &args) {
             Err(Refused::Shape(e)) => {
-                return Err(McpError::invalid_params(
-                    format!("failed to deserialize parameters: {e}"),
+                return Ok(error_result(
+                    "invalid_argument",
+                    &format!("invalid arguments: {e}"),
+                    None,
                     None,
                 ));
             }

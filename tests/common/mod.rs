@@ -10,7 +10,12 @@ use referral_mcp::core::clock::Clock;
 use referral_mcp::core::types::AccountId;
 use referral_mcp::core::{Referrals, Settings};
 use referral_mcp::store::Store;
+use std::net::SocketAddr;
+
+use referral_mcp::config::{App, Config};
+use referral_mcp::http::{HttpOptions, router};
 use sqlx::Connection;
+use tokio_util::sync::CancellationToken;
 
 pub const START: i64 = 1_780_000_000; // 2026-05-28, a fixed "now" for manual clocks
 
@@ -272,3 +277,63 @@ pub async fn flaky_app(db: &TestDb) -> (TestApp, Arc<FlakySink>) {
         .expect("default campaign");
     (TestApp { core, store, clock }, sink)
 }
+
+// ---- a real server on port 0 ------------------------------------------------------
+
+pub struct Served {
+    pub app: App,
+    /// The MCP endpoint.
+    pub url: String,
+    /// The server root, for REST.
+    pub base: String,
+    pub stop: CancellationToken,
+}
+
+/// `serve` on port 0 over this database.
+pub async fn serve(db: &TestDb, opts: HttpOptions) -> Served {
+    serve_with(db, opts, Config::with_database(&db.url)).await
+}
+
+/// `serve` with a configuration of the test's own (its `database_url` is used).
+pub async fn serve_with(_db: &TestDb, opts: HttpOptions, cfg: Config) -> Served {
+    let app = App::start_with(&cfg, None, Clock::System).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let r = router(app.clone(), opts, stop.clone());
+    let s2 = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            r.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { s2.cancelled().await })
+        .await
+        .unwrap();
+    });
+    Served {
+        app,
+        url: format!("http://{addr}/mcp"),
+        base: format!("http://{addr}"),
+        stop,
+    }
+}
+
+/// Seeds: alice referred bob (rewarded), carol (held: disposable e-mail), dave (pending
+/// grant). Returns the held referral id.
+pub async fn seed(app: &App) -> i64 {
+    let core = &app.core;
+    let code = register(core, "alice", "alice@example.com", "198.51.100.1").await;
+    signup_via(core, "bob", "bob@b.example", "203.0.113.2", &code).await;
+    qualify(core, "bob").await;
+    let held = signup_via(core, "carol", "carol@mailinator.com", "203.0.113.3", &code).await;
+    signup_via(core, "dave", "dave@d.example", "203.0.113.4", &code).await;
+    core.top_up(&account("ops"), 1000, "seed-ops")
+        .await
+        .unwrap();
+    core.top_up(&account("alice"), 100, "seed-alice")
+        .await
+        .unwrap();
+    held.referral.unwrap().id
+}
+
