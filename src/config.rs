@@ -8,7 +8,7 @@ use base64::Engine;
 use rand::RngCore;
 
 use crate::auth::{Authenticator, JwtConfig, Operation};
-use crate::billing::{CreditSink, LedgerSink};
+use crate::billing::{CreditSink, HttpSink, LedgerSink, RetryPolicy};
 use crate::core::clock::Clock;
 use crate::core::{Referrals, Settings};
 use crate::store::Store;
@@ -120,7 +120,17 @@ impl App {
             public_rate_per_minute: cfg.public_rate_per_minute,
             ..Settings::default()
         };
-        let sink = sink.unwrap_or_else(|| Arc::new(LedgerSink::new(store.clone(), clock.clone())));
+        let sink: Arc<dyn CreditSink> = match (sink, &cfg.billing_url) {
+            (Some(s), _) => s,
+            (None, Some(url)) => Arc::new(
+                HttpSink::new(url, cfg.billing_token.clone(), RetryPolicy::default())
+                    .map_err(|e| crate::core::error::Error::Invalid {
+                        field: "billing_url",
+                        message: e.to_string(),
+                    })?,
+            ),
+            (None, None) => Arc::new(LedgerSink::new(store.clone(), clock.clone())),
+        };
         let core = Referrals::new(store.clone(), sink, settings, clock);
         core.ensure_default_campaign().await?;
         let auth = Authenticator::new(

@@ -1,6 +1,10 @@
 //! Where reward credits go. The core grants through a [`CreditSink`] with an idempotency
 //! key per reward side, so any number of retries credit an account at most once.
 
+mod http;
+
+pub use http::{HttpSink, RetryPolicy};
+
 use async_trait::async_trait;
 
 use crate::core::clock::Clock;

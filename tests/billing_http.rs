@@ -1,0 +1,262 @@
+//! The HTTP billing sink against a real local billing stub (axum on port 0) that can fail,
+//! hang, commit-then-fail (a lost answer) and replay keys. Whatever it does, no key is
+//! credited twice and `recover` finishes once it heals.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use common::*;
+use referral_mcp::billing::{HttpSink, RetryPolicy};
+use referral_mcp::core::types::{Limit, RewardStatus};
+use referral_mcp::core::{RecoverRequest, Settings};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const HEALTHY: u8 = 0;
+const FAILING: u8 = 1;
+const HANGING: u8 = 2;
+/// Commits the grant, then answers 500 as if the response was lost.
+const COMMIT_THEN_FAIL: u8 = 3;
+
+#[derive(Default)]
+struct Billing {
+    mode: AtomicU8,
+    /// key → (account, credits): what the billing service has credited.
+    grants: Mutex<HashMap<String, (String, i64)>>,
+    posts: AtomicUsize,
+    /// Requests whose Idempotency-Key header was missing or differed from the body key.
+    bad_keys: AtomicUsize,
+}
+
+impl Billing {
+    fn credited(&self, account: &str) -> i64 {
+        self.grants
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|(a, _)| a == account)
+            .map(|(_, c)| c)
+            .sum()
+    }
+}
+
+async fn grant(State(b): State<Arc<Billing>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    b.posts.fetch_add(1, Ordering::SeqCst);
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if key.is_empty() || body["key"] != key.as_str() {
+        b.bad_keys.fetch_add(1, Ordering::SeqCst);
+        return StatusCode::BAD_REQUEST.into_response();
+    }
+    match b.mode.load(Ordering::SeqCst) {
+        FAILING => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        HANGING => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        _ => {}
+    }
+    let account = body["account"].as_str().unwrap_or_default().to_owned();
+    let credits = body["credits"].as_i64().unwrap_or_default();
+    let existing = b.grants.lock().unwrap().get(&key).cloned();
+    let response = match existing {
+        Some((a, c)) if a == account && c == credits => (
+            StatusCode::OK,
+            [("idempotent-replayed", "true")],
+            Json(json!({"key": key, "status": "granted"})),
+        )
+            .into_response(),
+        Some((a, c)) => (
+            StatusCode::CONFLICT,
+            Json(json!({"detail": format!("key exists: {c} credits to {a}")})),
+        )
+            .into_response(),
+        None => {
+            b.grants.lock().unwrap().insert(key.clone(), (account, credits));
+            (StatusCode::CREATED, Json(json!({"key": key, "status": "granted"}))).into_response()
+        }
+    };
+    if b.mode.load(Ordering::SeqCst) == COMMIT_THEN_FAIL {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    response
+}
+
+async fn billing_stub() -> (Arc<Billing>, String) {
+    let b = Arc::new(Billing::default());
+    let app = axum::Router::new()
+        .route("/v1/credit-grants", axum::routing::post(grant))
+        .with_state(b.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/credit-grants", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (b, url)
+}
+
+fn sink(url: &str) -> Arc<HttpSink> {
+    Arc::new(
+        HttpSink::new(
+            url,
+            None,
+            RetryPolicy {
+                timeout: Duration::from_millis(300),
+                attempts: 2,
+                first_backoff: Duration::from_millis(5),
+            },
+        )
+        .unwrap(),
+    )
+}
+
+fn limit(n: u32) -> RecoverRequest {
+    RecoverRequest {
+        limit: Limit::parse("limit", i64::from(n), 10_000).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn billing_outage_hang_and_lost_answers_never_credit_twice_and_recover_finishes() {
+    for db in databases().await {
+        let (billing, url) = billing_stub().await;
+        let t = app_with(&db, Some(sink(&url)), Settings::default()).await;
+        let pairs = [
+            ("alice", "bob"),
+            ("carol", "dave"),
+            ("erin", "frank"),
+        ];
+        billing.mode.store(FAILING, Ordering::SeqCst);
+        for (n, (referrer, referred)) in pairs.iter().enumerate() {
+            let code = register(
+                &t.core,
+                referrer,
+                &format!("{referrer}@{referrer}.example"),
+                &format!("198.51.100.{}", n + 1),
+            )
+            .await;
+            signup_via(
+                &t.core,
+                referred,
+                &format!("{referred}@{referred}.example"),
+                &format!("203.0.113.{}", n + 1),
+                &code,
+            )
+            .await;
+            let q = qualify(&t.core, referred).await;
+            let rewards = q.referral.unwrap().rewards;
+            assert!(
+                rewards.iter().all(|r| r.status == RewardStatus::Failed),
+                "[{}] billing down: {rewards:?}",
+                db.label
+            );
+        }
+        assert!(billing.grants.lock().unwrap().is_empty());
+
+        // A hanging billing service: every attempt times out, nothing is marked granted.
+        billing.mode.store(HANGING, Ordering::SeqCst);
+        let r = t
+            .core
+            .run_recover(limit(2), &|_| {}, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!((r.granted, r.failed.len(), r.remaining), (0, 2, 6), "[{}]", db.label);
+
+        // The service commits but the answer is lost: we must not believe it granted.
+        billing.mode.store(COMMIT_THEN_FAIL, Ordering::SeqCst);
+        let r = t
+            .core
+            .run_recover(limit(100), &|_| {}, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!((r.granted, r.remaining), (0, 6), "[{}]", db.label);
+        assert_eq!(billing.grants.lock().unwrap().len(), 6, "billing committed all six");
+
+        // Healed: the same keys are sent again; billing replays them; all are settled.
+        billing.mode.store(HEALTHY, Ordering::SeqCst);
+        let r = t
+            .core
+            .run_recover(limit(100), &|_| {}, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.attempted, r.granted, r.already_granted, r.remaining),
+            (6, 0, 6, 0),
+            "[{}] {r:?}",
+            db.label
+        );
+        let again = t
+            .core
+            .run_recover(limit(100), &|_| {}, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(again.attempted, 0, "[{}] nothing left to do", db.label);
+
+        for (referrer, referred) in pairs {
+            assert_eq!(billing.credited(referrer), 100, "[{}] {referrer}", db.label);
+            assert_eq!(billing.credited(referred), 50, "[{}] {referred}", db.label);
+        }
+        assert_eq!(billing.bad_keys.load(Ordering::SeqCst), 0, "every POST carried its key");
+        assert!(billing.posts.load(Ordering::SeqCst) > 6, "retries happened");
+    }
+}
+
+#[tokio::test]
+async fn a_healthy_billing_service_is_credited_at_qualification() {
+    for db in databases().await {
+        let (billing, url) = billing_stub().await;
+        let t = app_with(&db, Some(sink(&url)), Settings::default()).await;
+        let code = register(&t.core, "alice", "alice@alice.example", "198.51.100.1").await;
+        signup_via(&t.core, "bob", "bob@bob.example", "203.0.113.2", &code).await;
+        let q = qualify(&t.core, "bob").await;
+        let r = q.referral.unwrap();
+        assert!(r.rewards.iter().all(|w| w.status == RewardStatus::Granted), "[{}]", db.label);
+        let keys: Vec<String> = billing.grants.lock().unwrap().keys().cloned().collect();
+        assert!(keys.contains(&format!("referral:{}:referrer", r.id)), "{keys:?}");
+        assert!(keys.contains(&format!("referral:{}:referred", r.id)), "{keys:?}");
+        assert_eq!(billing.credited("alice"), 100);
+    }
+}
+
+#[tokio::test]
+async fn a_key_billing_holds_with_another_amount_is_never_granted() {
+    for db in databases().await {
+        let (billing, url) = billing_stub().await;
+        let t = app_with(&db, Some(sink(&url)), Settings::default()).await;
+        let code = register(&t.core, "alice", "alice@alice.example", "198.51.100.1").await;
+        let s = signup_via(&t.core, "bob", "bob@bob.example", "203.0.113.2", &code).await;
+        let id = s.referral.unwrap().id;
+        let key = format!("referral:{id}:referrer");
+        billing
+            .grants
+            .lock()
+            .unwrap()
+            .insert(key.clone(), ("alice".into(), 999));
+        let q = qualify(&t.core, "bob").await;
+        let rewards = q.referral.unwrap().rewards;
+        let referrer = rewards.iter().find(|w| w.side.as_str() == "referrer").unwrap();
+        assert_eq!(referrer.status, RewardStatus::Failed, "[{}]", db.label);
+        assert_eq!(
+            billing.grants.lock().unwrap()[&key],
+            ("alice".to_owned(), 999),
+            "billing's record is untouched"
+        );
+        assert_eq!(billing.credited("bob"), 50, "the other side is granted");
+        let r = t
+            .core
+            .run_recover(limit(100), &|_| {}, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(r.failed.len(), 1, "[{}] still refused, never forced", db.label);
+        assert!(r.failed[0].error.contains("different"), "{:?}", r.failed);
+    }
+}
