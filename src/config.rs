@@ -7,7 +7,7 @@ use std::sync::Arc;
 use base64::Engine;
 use rand::RngCore;
 
-use crate::auth::{Authenticator, JwtConfig, Operation};
+use crate::auth::{Authenticator, Jwks, JwtConfig, Operation};
 use crate::billing::{CreditSink, HttpSink, LedgerSink, RetryPolicy};
 use crate::core::clock::Clock;
 use crate::core::{Referrals, Settings};
@@ -123,17 +123,18 @@ impl App {
         let sink: Arc<dyn CreditSink> = match (sink, &cfg.billing_url) {
             (Some(s), _) => s,
             (None, Some(url)) => Arc::new(
-                HttpSink::new(url, cfg.billing_token.clone(), RetryPolicy::default())
-                    .map_err(|e| crate::core::error::Error::Invalid {
+                HttpSink::new(url, cfg.billing_token.clone(), RetryPolicy::default()).map_err(
+                    |e| crate::core::error::Error::Invalid {
                         field: "billing_url",
                         message: e.to_string(),
-                    })?,
+                    },
+                )?,
             ),
             (None, None) => Arc::new(LedgerSink::new(store.clone(), clock.clone())),
         };
         let core = Referrals::new(store.clone(), sink, settings, clock);
         core.ensure_default_campaign().await?;
-        let auth = Authenticator::new(
+        let mut auth = Authenticator::new(
             store.clone(),
             JwtConfig::hs256(
                 jwt_secret.into_bytes(),
@@ -141,6 +142,9 @@ impl App {
                 cfg.jwt_issuer.as_deref(),
             ),
         );
+        if let Some(url) = &cfg.jwks_url {
+            auth = auth.with_jwks(Jwks::new(url, std::time::Duration::from_secs(10))?);
+        }
         Ok(Self { store, core, auth })
     }
 }

@@ -48,7 +48,11 @@ impl Billing {
     }
 }
 
-async fn grant(State(b): State<Arc<Billing>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn grant(
+    State(b): State<Arc<Billing>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     b.posts.fetch_add(1, Ordering::SeqCst);
     let key = headers
         .get("idempotency-key")
@@ -83,8 +87,15 @@ async fn grant(State(b): State<Arc<Billing>>, headers: HeaderMap, Json(body): Js
         )
             .into_response(),
         None => {
-            b.grants.lock().unwrap().insert(key.clone(), (account, credits));
-            (StatusCode::CREATED, Json(json!({"key": key, "status": "granted"}))).into_response()
+            b.grants
+                .lock()
+                .unwrap()
+                .insert(key.clone(), (account, credits));
+            (
+                StatusCode::CREATED,
+                Json(json!({"key": key, "status": "granted"})),
+            )
+                .into_response()
         }
     };
     if b.mode.load(Ordering::SeqCst) == COMMIT_THEN_FAIL {
@@ -130,11 +141,7 @@ async fn billing_outage_hang_and_lost_answers_never_credit_twice_and_recover_fin
     for db in databases().await {
         let (billing, url) = billing_stub().await;
         let t = app_with(&db, Some(sink(&url)), Settings::default()).await;
-        let pairs = [
-            ("alice", "bob"),
-            ("carol", "dave"),
-            ("erin", "frank"),
-        ];
+        let pairs = [("alice", "bob"), ("carol", "dave"), ("erin", "frank")];
         billing.mode.store(FAILING, Ordering::SeqCst);
         for (n, (referrer, referred)) in pairs.iter().enumerate() {
             let code = register(
@@ -169,7 +176,12 @@ async fn billing_outage_hang_and_lost_answers_never_credit_twice_and_recover_fin
             .run_recover(limit(2), &|_| {}, &CancellationToken::new())
             .await
             .unwrap();
-        assert_eq!((r.granted, r.failed.len(), r.remaining), (0, 2, 6), "[{}]", db.label);
+        assert_eq!(
+            (r.granted, r.failed.len(), r.remaining),
+            (0, 2, 6),
+            "[{}]",
+            db.label
+        );
 
         // The service commits but the answer is lost: we must not believe it granted.
         billing.mode.store(COMMIT_THEN_FAIL, Ordering::SeqCst);
@@ -179,7 +191,11 @@ async fn billing_outage_hang_and_lost_answers_never_credit_twice_and_recover_fin
             .await
             .unwrap();
         assert_eq!((r.granted, r.remaining), (0, 6), "[{}]", db.label);
-        assert_eq!(billing.grants.lock().unwrap().len(), 6, "billing committed all six");
+        assert_eq!(
+            billing.grants.lock().unwrap().len(),
+            6,
+            "billing committed all six"
+        );
 
         // Healed: the same keys are sent again; billing replays them; all are settled.
         billing.mode.store(HEALTHY, Ordering::SeqCst);
@@ -205,7 +221,11 @@ async fn billing_outage_hang_and_lost_answers_never_credit_twice_and_recover_fin
             assert_eq!(billing.credited(referrer), 100, "[{}] {referrer}", db.label);
             assert_eq!(billing.credited(referred), 50, "[{}] {referred}", db.label);
         }
-        assert_eq!(billing.bad_keys.load(Ordering::SeqCst), 0, "every POST carried its key");
+        assert_eq!(
+            billing.bad_keys.load(Ordering::SeqCst),
+            0,
+            "every POST carried its key"
+        );
         assert!(billing.posts.load(Ordering::SeqCst) > 6, "retries happened");
     }
 }
@@ -219,10 +239,20 @@ async fn a_healthy_billing_service_is_credited_at_qualification() {
         signup_via(&t.core, "bob", "bob@bob.example", "203.0.113.2", &code).await;
         let q = qualify(&t.core, "bob").await;
         let r = q.referral.unwrap();
-        assert!(r.rewards.iter().all(|w| w.status == RewardStatus::Granted), "[{}]", db.label);
+        assert!(
+            r.rewards.iter().all(|w| w.status == RewardStatus::Granted),
+            "[{}]",
+            db.label
+        );
         let keys: Vec<String> = billing.grants.lock().unwrap().keys().cloned().collect();
-        assert!(keys.contains(&format!("referral:{}:referrer", r.id)), "{keys:?}");
-        assert!(keys.contains(&format!("referral:{}:referred", r.id)), "{keys:?}");
+        assert!(
+            keys.contains(&format!("referral:{}:referrer", r.id)),
+            "{keys:?}"
+        );
+        assert!(
+            keys.contains(&format!("referral:{}:referred", r.id)),
+            "{keys:?}"
+        );
         assert_eq!(billing.credited("alice"), 100);
     }
 }
@@ -243,7 +273,10 @@ async fn a_key_billing_holds_with_another_amount_is_never_granted() {
             .insert(key.clone(), ("alice".into(), 999));
         let q = qualify(&t.core, "bob").await;
         let rewards = q.referral.unwrap().rewards;
-        let referrer = rewards.iter().find(|w| w.side.as_str() == "referrer").unwrap();
+        let referrer = rewards
+            .iter()
+            .find(|w| w.side.as_str() == "referrer")
+            .unwrap();
         assert_eq!(referrer.status, RewardStatus::Failed, "[{}]", db.label);
         assert_eq!(
             billing.grants.lock().unwrap()[&key],
@@ -256,7 +289,12 @@ async fn a_key_billing_holds_with_another_amount_is_never_granted() {
             .run_recover(limit(100), &|_| {}, &CancellationToken::new())
             .await
             .unwrap();
-        assert_eq!(r.failed.len(), 1, "[{}] still refused, never forced", db.label);
+        assert_eq!(
+            r.failed.len(),
+            1,
+            "[{}] still refused, never forced",
+            db.label
+        );
         assert!(r.failed[0].error.contains("different"), "{:?}", r.failed);
     }
 }

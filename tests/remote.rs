@@ -83,7 +83,11 @@ async fn remote_mode_gives_the_same_answers_as_local_mode() {
             .collect();
         local_tools.sort();
         remote_tools.sort();
-        assert_eq!(remote_tools, local_tools, "[{}] same tools listed", db.label);
+        assert_eq!(
+            remote_tools, local_tools,
+            "[{}] same tools listed",
+            db.label
+        );
         assert_eq!(remote_tools.len(), 7);
 
         let rewarded = s
@@ -104,12 +108,21 @@ async fn remote_mode_gives_the_same_answers_as_local_mode() {
         let calls = [
             ("list_referrals", json!({"limit": 2})),
             ("list_referrals", json!({"status": "review_required"})),
-            ("list_referrals", json!({"pending_grant": true, "campaign": "default"})),
+            (
+                "list_referrals",
+                json!({"pending_grant": true, "campaign": "default"}),
+            ),
             ("get_referral", json!({"id": held})),
             ("get_referral", json!({"id": 999_999})),
-            ("get_referral_stats", json!({"from": "2020-01-01", "to": "2030-01-01"})),
+            (
+                "get_referral_stats",
+                json!({"from": "2020-01-01", "to": "2030-01-01"}),
+            ),
             ("approve_referral", json!({"id": rewarded})),
-            ("reject_referral", json!({"id": rewarded, "reason": "too late"})),
+            (
+                "reject_referral",
+                json!({"id": rewarded, "reason": "too late"}),
+            ),
             ("list_referrals", json!({"limit": 0})),
             ("list_referrals", json!({"colour": "red"})),
             ("get_my_referral_summary", json!({})),
@@ -128,7 +141,12 @@ async fn remote_mode_gives_the_same_answers_as_local_mode() {
         }
 
         // A change made through remote mode lands in the deployment's database.
-        let r = call(&remote, "approve_referral", json!({"id": held, "note": "ok"})).await;
+        let r = call(
+            &remote,
+            "approve_referral",
+            json!({"id": held, "note": "ok"}),
+        )
+        .await;
         assert_ne!(r.is_error, Some(true), "{r:?}");
         let detail = s
             .app

@@ -49,7 +49,11 @@ impl Client {
         (status, headers, v)
     }
 
-    async fn get(&self, path: &str, key: Option<&str>) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    async fn get(
+        &self,
+        path: &str,
+        key: Option<&str>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
         self.send(Method::GET, path, key, None).await
     }
 
@@ -67,14 +71,26 @@ async fn key(s: &Served, account_id: &str, scopes: &[Scope]) -> String {
     s.app
         .auth
         .keys()
-        .create("test", &account(account_id), scopes.iter().copied().collect(), 0)
+        .create(
+            "test",
+            &account(account_id),
+            scopes.iter().copied().collect(),
+            0,
+        )
         .await
         .unwrap()
         .key
 }
 
 /// Checks the RFC 9457 shape and that nothing internal leaks.
-fn assert_problem(label: &str, status: StatusCode, h: &reqwest::header::HeaderMap, body: &Value, want: StatusCode, code: &str) {
+fn assert_problem(
+    label: &str,
+    status: StatusCode,
+    h: &reqwest::header::HeaderMap,
+    body: &Value,
+    want: StatusCode,
+    code: &str,
+) {
     assert_eq!(status, want, "[{label}] {body}");
     assert_eq!(
         h.get("content-type").unwrap(),
@@ -97,7 +113,12 @@ async fn every_documented_path_is_in_the_openapi_document_and_answers() {
         let s = serve(&db, HttpOptions::default()).await;
         let held = seed(&s.app).await;
         let admin = key(&s, "ops", &Scope::ALL).await;
-        let user = s.app.auth.jwt().mint(&account("alice"), false, 600).unwrap();
+        let user = s
+            .app
+            .auth
+            .jwt()
+            .mint(&account("alice"), false, 600)
+            .unwrap();
         let c = Client::new(&s.base);
         let (status, _, doc) = c.get("/openapi.json", None).await;
         assert_eq!(status, StatusCode::OK);
@@ -124,7 +145,12 @@ async fn every_documented_path_is_in_the_openapi_document_and_answers() {
                 documented.push((method.clone(), path.clone()));
                 statuses.insert(
                     (method.clone(), path.clone()),
-                    op["responses"].as_object().unwrap().keys().cloned().collect::<Vec<_>>(),
+                    op["responses"]
+                        .as_object()
+                        .unwrap()
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>(),
                 );
                 assert!(op["responses"]["200"].is_object(), "{method} {path}");
                 assert!(op["operationId"].is_string(), "{method} {path}");
@@ -167,7 +193,11 @@ async fn every_documented_path_is_in_the_openapi_document_and_answers() {
                 x if x.ends_with("/reject") => json!({"reason": "duplicate account"}),
                 _ => json!({}),
             };
-            let cred = if p.starts_with("/referrals/me") { &user } else { &admin };
+            let cred = if p.starts_with("/referrals/me") {
+                &user
+            } else {
+                &admin
+            };
             let (status, _, v) = if method == "get" {
                 c.get(&p, Some(cred)).await
             } else {
@@ -185,7 +215,12 @@ async fn every_documented_path_is_in_the_openapi_document_and_answers() {
                 db.label
             );
             let reject = p.ends_with("/reject");
-            assert_eq!(status.is_success(), !reject, "[{}] {method} {p}: {v}", db.label);
+            assert_eq!(
+                status.is_success(),
+                !reject,
+                "[{}] {method} {p}: {v}",
+                db.label
+            );
         }
     }
 }
@@ -210,21 +245,44 @@ async fn errors_are_problem_documents_with_the_right_status_and_code() {
 
         let (st, h, v) = c.get("/admin/referrals", Some("rk_0123456789_wrong")).await;
         assert_problem(l, st, &h, &v, StatusCode::UNAUTHORIZED, "unauthenticated");
-        assert!(h["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+        assert!(
+            h["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("invalid_token")
+        );
 
         let (st, h, v) = c.get("/admin/referrals?colour=red", Some(&admin)).await;
         assert_problem(l, st, &h, &v, StatusCode::BAD_REQUEST, "invalid_argument");
         assert!(v["detail"].as_str().unwrap().contains("colour"));
 
         let (st, h, v) = c.get("/admin/referrals?limit=0", Some(&admin)).await;
-        assert_problem(l, st, &h, &v, StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument");
+        assert_problem(
+            l,
+            st,
+            &h,
+            &v,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_argument",
+        );
         assert_eq!(v["field"], "limit");
 
         let (st, h, v) = c.get("/admin/referrals", Some(&broke)).await;
-        assert_problem(l, st, &h, &v, StatusCode::PAYMENT_REQUIRED, "insufficient_credits");
+        assert_problem(
+            l,
+            st,
+            &h,
+            &v,
+            StatusCode::PAYMENT_REQUIRED,
+            "insufficient_credits",
+        );
 
         let (st, h, v) = c
-            .post(&format!("/admin/referrals/{held}/approve"), Some(&reader), json!({}))
+            .post(
+                &format!("/admin/referrals/{held}/approve"),
+                Some(&reader),
+                json!({}),
+            )
             .await;
         assert_problem(l, st, &h, &v, StatusCode::FORBIDDEN, "forbidden");
         let www = h["www-authenticate"].to_str().unwrap();
@@ -237,25 +295,55 @@ async fn errors_are_problem_documents_with_the_right_status_and_code() {
         assert_problem(l, st, &h, &v, StatusCode::NOT_FOUND, "not_found");
 
         let (st, _, _) = c
-            .post(&format!("/admin/referrals/{held}/approve"), Some(&admin), json!({"note": "ok"}))
+            .post(
+                &format!("/admin/referrals/{held}/approve"),
+                Some(&admin),
+                json!({"note": "ok"}),
+            )
             .await;
         assert_eq!(st, StatusCode::OK);
         let (st, h, v) = c
-            .post(&format!("/admin/referrals/{held}/reject"), Some(&admin), json!({"reason": "late"}))
+            .post(
+                &format!("/admin/referrals/{held}/reject"),
+                Some(&admin),
+                json!({"reason": "late"}),
+            )
             .await;
         assert_problem(l, st, &h, &v, StatusCode::CONFLICT, "conflict");
         assert_eq!(v["current_status"], "attributed");
 
         let (st, h, v) = c
-            .post(&format!("/admin/referrals/{held}/reject"), Some(&admin), json!({"reason": 7}))
+            .post(
+                &format!("/admin/referrals/{held}/reject"),
+                Some(&admin),
+                json!({"reason": 7}),
+            )
             .await;
-        assert_problem(l, st, &h, &v, StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument");
+        assert_problem(
+            l,
+            st,
+            &h,
+            &v,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_argument",
+        );
 
         let big = json!({"note": "x".repeat(100_000)});
         let (st, h, v) = c
-            .post(&format!("/admin/referrals/{held}/approve"), Some(&admin), big)
+            .post(
+                &format!("/admin/referrals/{held}/approve"),
+                Some(&admin),
+                big,
+            )
             .await;
-        assert_problem(l, st, &h, &v, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+        assert_problem(
+            l,
+            st,
+            &h,
+            &v,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        );
 
         let r = c
             .http
@@ -278,7 +366,10 @@ async fn errors_are_problem_documents_with_the_right_status_and_code() {
             .referral_code;
         let mut last = None;
         for _ in 0..4 {
-            last = Some(c.post("/referrals/click", None, json!({"code": code})).await);
+            last = Some(
+                c.post("/referrals/click", None, json!({"code": code}))
+                    .await,
+            );
         }
         let (st, h, v) = last.unwrap();
         assert_problem(l, st, &h, &v, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
@@ -297,13 +388,25 @@ async fn a_failed_request_charges_nothing_and_a_successful_one_charges_one_credi
         let before = s.app.store.balance("ops").await.unwrap();
         c.get("/admin/referrals?limit=0", Some(&admin)).await;
         c.get("/admin/referrals/999999", Some(&admin)).await;
-        assert_eq!(s.app.store.balance("ops").await.unwrap(), before, "[{}]", db.label);
-        let (st, _, v) = c.get(&format!("/admin/referrals/{held}"), Some(&admin)).await;
+        assert_eq!(
+            s.app.store.balance("ops").await.unwrap(),
+            before,
+            "[{}]",
+            db.label
+        );
+        let (st, _, v) = c
+            .get(&format!("/admin/referrals/{held}"), Some(&admin))
+            .await;
         assert_eq!(st, StatusCode::OK);
         assert_eq!(v["referral"]["id"], held);
         assert_eq!(v["referral"]["status"], "review_required");
         assert!(!v["review_reasons"].as_array().unwrap().is_empty());
-        assert_eq!(s.app.store.balance("ops").await.unwrap(), before - 1, "[{}]", db.label);
+        assert_eq!(
+            s.app.store.balance("ops").await.unwrap(),
+            before - 1,
+            "[{}]",
+            db.label
+        );
     }
 }
 
@@ -340,10 +443,16 @@ async fn the_backend_drives_a_referral_to_granted_rewards_over_rest() {
         assert_eq!(v["referral"]["status"], "attributed");
         let id = v["referral"]["id"].as_i64().unwrap();
         let (st, _, v) = c
-            .post("/ingest/qualifications", Some(&ingest), json!({"account": "erin", "amount": 4900}))
+            .post(
+                "/ingest/qualifications",
+                Some(&ingest),
+                json!({"account": "erin", "amount": 4900}),
+            )
             .await;
         assert_eq!(st, StatusCode::OK, "{v}");
-        let (_, _, v) = c.get(&format!("/admin/referrals/{id}"), Some(&ingest)).await;
+        let (_, _, v) = c
+            .get(&format!("/admin/referrals/{id}"), Some(&ingest))
+            .await;
         assert_eq!(v["referral"]["status"], "rewarded", "[{}] {v}", db.label);
         let rewards = v["referral"]["rewards"].as_array().unwrap();
         assert!(rewards.iter().all(|r| r["status"] == "granted"), "{v}");
@@ -351,7 +460,11 @@ async fn the_backend_drives_a_referral_to_granted_rewards_over_rest() {
         // the signup's scope is checked: a read-only key may not ingest
         let reader = key(&s, "ops", &[Scope::Read]).await;
         let (st, _, _) = c
-            .post("/ingest/signups", Some(&reader), json!({"account": "frank"}))
+            .post(
+                "/ingest/signups",
+                Some(&reader),
+                json!({"account": "frank"}),
+            )
             .await;
         assert_eq!(st, StatusCode::FORBIDDEN);
         // whoami is free and tells the scopes

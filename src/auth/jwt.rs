@@ -1,4 +1,5 @@
-//! JWTs: HS256 with a configured secret; audience required, issuer optional.
+//! JWTs: HS256 with a configured secret, or RS256 with a key from a JWKS URL (see
+//! [`super::jwks`]); audience required, issuer optional.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
@@ -72,10 +73,24 @@ impl JwtConfig {
         .map_err(Error::internal)
     }
 
-    /// Verifies signature, algorithm (HS256 only: `none` and others are refused), `exp`,
-    /// `nbf`, audience, issuer when configured, and a well-formed `sub`.
+    /// Verifies an HS256 token with the configured secret.
     pub fn verify(&self, token: &str) -> Result<Principal, Error> {
-        let mut v = Validation::new(Algorithm::HS256);
+        self.verify_with(
+            token,
+            Algorithm::HS256,
+            &DecodingKey::from_secret(&self.secret),
+        )
+    }
+
+    /// Verifies signature with `key`, algorithm (exactly `alg`: `none` and others are
+    /// refused), `exp`, `nbf`, audience, issuer when configured, and a well-formed `sub`.
+    pub fn verify_with(
+        &self,
+        token: &str,
+        alg: Algorithm,
+        key: &DecodingKey,
+    ) -> Result<Principal, Error> {
+        let mut v = Validation::new(alg);
         v.set_audience(&[&self.audience]);
         if let Some(iss) = &self.issuer {
             v.set_issuer(&[iss]);
@@ -83,23 +98,20 @@ impl JwtConfig {
         v.set_required_spec_claims(&["exp", "sub", "aud"]);
         v.validate_nbf = true;
         v.leeway = 5;
-        let data =
-            decode::<Claims>(token, &DecodingKey::from_secret(&self.secret), &v).map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind as K;
-                let why = match e.kind() {
-                    K::ExpiredSignature => "the token has expired",
-                    K::ImmatureSignature => "the token is not valid yet (nbf)",
-                    K::InvalidAudience => "the token is for another audience",
-                    K::InvalidIssuer => "the token has the wrong issuer",
-                    K::InvalidSignature => "the token signature is invalid",
-                    K::InvalidAlgorithm => "the token algorithm is not accepted",
-                    K::MissingRequiredClaim(_) => {
-                        "the token lacks a required claim (sub, exp, aud)"
-                    }
-                    _ => "the token is malformed",
-                };
-                Error::Unauthenticated(why.to_owned())
-            })?;
+        let data = decode::<Claims>(token, key, &v).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            let why = match e.kind() {
+                K::ExpiredSignature => "the token has expired",
+                K::ImmatureSignature => "the token is not valid yet (nbf)",
+                K::InvalidAudience => "the token is for another audience",
+                K::InvalidIssuer => "the token has the wrong issuer",
+                K::InvalidSignature => "the token signature is invalid",
+                K::InvalidAlgorithm => "the token algorithm is not accepted",
+                K::MissingRequiredClaim(_) => "the token lacks a required claim (sub, exp, aud)",
+                _ => "the token is malformed",
+            };
+            Error::Unauthenticated(why.to_owned())
+        })?;
         let account = AccountId::parse("sub", &data.claims.sub)
             .map_err(|_| Error::Unauthenticated("the token's sub is not a valid account".into()))?;
         Ok(Principal {

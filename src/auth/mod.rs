@@ -3,10 +3,12 @@
 //! [`authorize`] is the one place that decides which principal may run which operation.
 
 mod api_keys;
+mod jwks;
 mod jwt;
 mod scope;
 
 pub use api_keys::{ApiKeys, NewApiKey};
+pub use jwks::Jwks;
 pub use jwt::{Claims, JwtConfig};
 pub use scope::{Scope, ScopeSet};
 
@@ -189,6 +191,7 @@ pub fn authorize(principal: Option<&Principal>, op: Operation) -> Result<(), Err
 pub struct Authenticator {
     keys: ApiKeys,
     jwt: JwtConfig,
+    jwks: Option<std::sync::Arc<Jwks>>,
 }
 
 impl Authenticator {
@@ -196,7 +199,18 @@ impl Authenticator {
         Self {
             keys: ApiKeys::new(store),
             jwt,
+            jwks: None,
         }
+    }
+
+    /// Also accept RS256 tokens signed by a key of this set.
+    pub fn with_jwks(mut self, jwks: Jwks) -> Self {
+        self.jwks = Some(std::sync::Arc::new(jwks));
+        self
+    }
+
+    pub fn jwks(&self) -> Option<&Jwks> {
+        self.jwks.as_deref()
     }
 
     pub fn keys(&self) -> &ApiKeys {
@@ -211,7 +225,25 @@ impl Authenticator {
         match creds {
             Credentials::ApiKey(k) => self.keys.verify(k).await,
             Credentials::Bearer(t) if api_keys::looks_like_key(t) => self.keys.verify(t).await,
-            Credentials::Bearer(t) => self.jwt.verify(t),
+            Credentials::Bearer(t) => self.verify_jwt(t).await,
+        }
+    }
+
+    /// HS256 with the secret, or RS256 with the JWKS key the header's `kid` names. The
+    /// header only picks the key; the algorithm must match that key's kind exactly.
+    async fn verify_jwt(&self, token: &str) -> Result<Principal, Error> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| Error::Unauthenticated("the token is malformed".into()))?;
+        match (header.alg, &self.jwks) {
+            (jsonwebtoken::Algorithm::RS256, Some(jwks)) => {
+                let kid = header.kid.ok_or_else(|| {
+                    Error::Unauthenticated("an RS256 token must name its key (kid)".into())
+                })?;
+                let key = jwks.key(&kid).await?;
+                self.jwt
+                    .verify_with(token, jsonwebtoken::Algorithm::RS256, &key)
+            }
+            _ => self.jwt.verify(token),
         }
     }
 }

@@ -336,4 +336,3 @@ pub async fn seed(app: &App) -> i64 {
         .unwrap();
     held.referral.unwrap().id
 }
-
