@@ -60,7 +60,9 @@ fn ip(rng: &mut StdRng) -> IpAddr {
 }
 
 async fn seed(app: &App, cfg: &Config) -> Result<()> {
-    let start = app.core.clock().now() - 30 * 86_400;
+    // 42 referrals about 20 hours apart end a few days before now, so the default
+    // 30-day stats window shows most of them.
+    let start = app.core.clock().now() - 40 * 86_400;
     let clock = Clock::manual(start);
     let sink = Arc::new(DemoSink {
         inner: LedgerSink::new(app.store.clone(), clock.clone()),
@@ -99,9 +101,10 @@ async fn seed(app: &App, cfg: &Config) -> Result<()> {
             .await?;
         codes.push(ReferralCode::parse("code", &out.referral_code)?);
     }
-    // 42 referred accounts, one every ~17 hours, each after a few clicks.
+    // 42 referred accounts, one every ~8 hours plus the time to qualify, each after a
+    // few clicks.
     for n in 0..42usize {
-        clock.advance(rng.random_range(10..25) * 3600);
+        clock.advance(rng.random_range(5..12) * 3600);
         let r = if n % 5 == 4 {
             n % 3
         } else {
@@ -157,7 +160,7 @@ async fn seed(app: &App, cfg: &Config) -> Result<()> {
             click_id: last_click,
         })
         .await?;
-        clock.advance(rng.random_range(1..48) * 3600);
+        clock.advance(rng.random_range(1..20) * 3600);
         // Most qualify; those qualified during the "outage" keep pending grants.
         if n % 6 != 5 {
             sink.down.store((34..40).contains(&n), Ordering::SeqCst);

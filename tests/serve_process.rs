@@ -1,0 +1,133 @@
+//! The `serve` binary as an operator runs it: SIGTERM drains a request in flight before
+//! the process exits, and `--log-json` writes one JSON object per line carrying the
+//! request id that the response carried.
+
+mod common;
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use common::*;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+/// A billing service that answers every grant after `slow` is set, slowly.
+async fn slow_billing() -> (Arc<AtomicBool>, String) {
+    let slow = Arc::new(AtomicBool::new(false));
+    async fn grant(State(slow): State<Arc<AtomicBool>>, Json(b): Json<Value>) -> (axum::http::StatusCode, Json<Value>) {
+        if slow.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        (axum::http::StatusCode::CREATED, Json(json!({"key": b["key"]})))
+    }
+    let app = axum::Router::new()
+        .route("/grants", axum::routing::post(grant))
+        .with_state(slow.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/grants", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (slow, url)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn sigterm_drains_a_request_in_flight_and_logs_are_json_with_request_ids() {
+    let db = sqlite_db().await;
+    let (slow, billing) = slow_billing().await;
+    let port = free_port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_referral-mcp"))
+        .args(["serve", "--demo", "--log-json", "--bind", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", &db.url)
+        .env("REFERRAL_BILLING_URL", &billing)
+        .env_remove("REFERRAL_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // The demo prints the admin API key on stdout.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut key = None;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.trim().starts_with("rk_") {
+            key = Some(line.trim().to_owned());
+            break;
+        }
+    }
+    let key = key.expect("demo prints an API key");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http.get(format!("{base}/readyz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    slow.store(true, Ordering::SeqCst);
+    let in_flight = tokio::spawn({
+        let http = http.clone();
+        let url = format!("{base}/admin/referrals/recover");
+        let key = key.clone();
+        async move {
+            http.post(url)
+                .header("x-api-key", key)
+                .json(&json!({"limit": 100}))
+                .send()
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = child.id().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let resp = in_flight.await.unwrap().expect("the request in flight is answered");
+    assert_eq!(resp.status(), 200);
+    let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let report: Value = resp.json().await.unwrap();
+    assert!(report["granted"].as_u64().unwrap() >= 2, "{report}");
+    assert_eq!(report["cancelled"], false);
+
+    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("exits after draining")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    // New connections are refused once it stopped.
+    assert!(http.get(format!("{base}/healthz")).send().await.is_err());
+
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    let json_lines: Vec<Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(!json_lines.is_empty(), "JSON log lines expected, got:\n{stderr}");
+    assert!(
+        json_lines
+            .iter()
+            .any(|l| l.to_string().contains(&request_id)),
+        "a log line carries the request id {request_id}:\n{stderr}"
+    );
+}
