@@ -5,33 +5,12 @@
 mod common;
 
 use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::State;
 use common::*;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-
-/// A billing service that answers every grant after `slow` is set, slowly.
-async fn slow_billing() -> (Arc<AtomicBool>, String) {
-    let slow = Arc::new(AtomicBool::new(false));
-    async fn grant(State(slow): State<Arc<AtomicBool>>, Json(b): Json<Value>) -> (axum::http::StatusCode, Json<Value>) {
-        if slow.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-        }
-        (axum::http::StatusCode::CREATED, Json(json!({"key": b["key"]})))
-    }
-    let app = axum::Router::new()
-        .route("/grants", axum::routing::post(grant))
-        .with_state(slow.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/grants", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (slow, url)
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -44,10 +23,16 @@ fn free_port() -> u16 {
 #[tokio::test]
 async fn sigterm_drains_a_request_in_flight_and_logs_are_json_with_request_ids() {
     let db = sqlite_db().await;
-    let (slow, billing) = slow_billing().await;
+    let (slow, billing) = slow_billing(150).await;
     let port = free_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_referral-mcp"))
-        .args(["serve", "--demo", "--log-json", "--bind", &format!("127.0.0.1:{port}")])
+        .args([
+            "serve",
+            "--demo",
+            "--log-json",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+        ])
         .env("DATABASE_URL", &db.url)
         .env("REFERRAL_BILLING_URL", &billing)
         .env_remove("REFERRAL_LOG")
@@ -96,7 +81,10 @@ async fn sigterm_drains_a_request_in_flight_and_logs_are_json_with_request_ids()
         .unwrap();
     assert!(status.success());
 
-    let resp = in_flight.await.unwrap().expect("the request in flight is answered");
+    let resp = in_flight
+        .await
+        .unwrap()
+        .expect("the request in flight is answered");
     assert_eq!(resp.status(), 200);
     let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
     let report: Value = resp.json().await.unwrap();
@@ -123,7 +111,10 @@ async fn sigterm_drains_a_request_in_flight_and_logs_are_json_with_request_ids()
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    assert!(!json_lines.is_empty(), "JSON log lines expected, got:\n{stderr}");
+    assert!(
+        !json_lines.is_empty(),
+        "JSON log lines expected, got:\n{stderr}"
+    );
     assert!(
         json_lines
             .iter()

@@ -77,7 +77,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         summary: "Approve a referral held for review",
         params: schema::<ApproveArgs>,
         body: Some(schema::<ApproveBody>),
-        output: schema::<ReferralDetail>,
+        output: schema::<ReferralView>,
         errors: REVIEW,
     },
     Endpoint {
@@ -88,7 +88,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         summary: "Reject a referral held for review",
         params: schema::<RejectArgs>,
         body: Some(schema::<RejectBody>),
-        output: schema::<ReferralDetail>,
+        output: schema::<ReferralView>,
         errors: REVIEW,
     },
     Endpoint {

@@ -85,7 +85,7 @@ pub fn router(app: App, opts: HttpOptions, shutdown: CancellationToken) -> Route
         .with_cancellation_token(shutdown.child_token());
     let server = ReferralServer::new(app.clone(), opts.filter.clone(), None);
     let mcp = StreamableHttpService::new(
-        move || Ok(server.clone()),
+        move || Ok(server.new_session()),
         LocalSessionManager::default().into(),
         config,
     );

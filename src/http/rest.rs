@@ -207,7 +207,7 @@ async fn approve(
     auth: Auth,
     Path(id): Path<String>,
     J(body): J<ApproveBody>,
-) -> Reply<ReferralDetail> {
+) -> Reply<ReferralView> {
     let op = Operation::ApproveReferral;
     let p = auth.allow(op)?;
     let id = path_id(&id).map_err(ApiError::during(op))?;
@@ -222,7 +222,8 @@ async fn approve(
             .core
             .approve_referral(p, id, note)
             .await
-            .map_err(ApiError::during(op))?,
+            .map_err(ApiError::during(op))?
+            .referral,
     ))
 }
 
@@ -231,7 +232,7 @@ async fn reject(
     auth: Auth,
     Path(id): Path<String>,
     J(body): J<RejectBody>,
-) -> Reply<ReferralDetail> {
+) -> Reply<ReferralView> {
     let op = Operation::RejectReferral;
     let p = auth.allow(op)?;
     let id = path_id(&id).map_err(ApiError::during(op))?;
@@ -247,7 +248,8 @@ async fn reject(
             .core
             .reject_referral(p, id, req)
             .await
-            .map_err(ApiError::during(op))?,
+            .map_err(ApiError::during(op))?
+            .referral,
     ))
 }
 

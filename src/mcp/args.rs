@@ -10,13 +10,13 @@ use crate::core::types::AttributionStatus;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListReferralsArgs {
-    /// Only referrals where this account is the referrer or the referred account.
+    /// Account id, as referrer or referred.
     pub user_id: Option<String>,
-    /// Only referrals in this status.
+    /// Referral status.
     pub status: Option<AttributionStatus>,
-    /// Only this campaign (e.g. `default`).
+    /// Campaign id, e.g. `default`.
     pub campaign: Option<String>,
-    /// true: only referrals with a reward not yet granted (what recover retries); false: only those without.
+    /// true: only those with a reward not yet granted; false: only those without.
     pub pending_grant: Option<bool>,
     /// Page size, 1-100, default 20.
     #[schemars(range(min = 1, max = 100))]
@@ -39,7 +39,7 @@ pub struct ApproveArgs {
     /// Referral id (from list_referrals).
     #[schemars(range(min = 1))]
     pub id: i64,
-    /// Optional note for the audit trail (max 500 characters).
+    /// Optional audit-trail note (max 500).
     #[schemars(length(max = 500))]
     pub note: Option<String>,
 }
@@ -50,10 +50,10 @@ pub struct RejectArgs {
     /// Referral id (from list_referrals).
     #[schemars(range(min = 1))]
     pub id: i64,
-    /// Why it is rejected, stored in the audit trail (1-200 characters).
+    /// Why, for the audit trail (1-200 characters).
     #[schemars(length(min = 1, max = 200))]
     pub reason: String,
-    /// Optional longer note (max 500 characters).
+    /// Optional note (max 500).
     #[schemars(length(max = 500))]
     pub note: Option<String>,
 }
@@ -61,7 +61,7 @@ pub struct RejectArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecoverArgs {
-    /// Most rewards to attempt in this run, 1-10000, default 100.
+    /// Most rewards to attempt, 1-10000, default 100.
     #[schemars(range(min = 1, max = 10000))]
     pub limit: Option<i64>,
 }
@@ -69,29 +69,29 @@ pub struct RecoverArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatsArgs {
-    /// Start date `YYYY-MM-DD` (inclusive) or RFC 3339 time; default 30 days before `to`.
+    /// Start, `YYYY-MM-DD` or RFC 3339; default 30 days before `to`.
     pub from: Option<String>,
-    /// End date `YYYY-MM-DD` (inclusive) or RFC 3339 time; default now.
+    /// End (inclusive), `YYYY-MM-DD` or RFC 3339; default now.
     pub to: Option<String>,
-    /// Only this campaign.
+    /// Campaign id.
     pub campaign: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClickArgs {
-    /// The referral code from the share link `/r/{code}`.
+    /// Code from the share link `/r/{code}`.
     #[schemars(length(min = 4, max = 32))]
     pub code: String,
-    /// Campaign of the link, default `default`.
+    /// Campaign id, default `default`.
     pub campaign: Option<String>,
-    /// The landing URL; only its path and utm_* parameters are kept.
+    /// Landing URL; only path and utm_* are kept.
     #[schemars(length(max = 4096))]
     pub landing_url: Option<String>,
-    /// The page the visitor came from; only its host is kept.
+    /// Referring page; only its host is kept.
     #[schemars(length(max = 4096))]
     pub referrer_url: Option<String>,
-    /// The visitor's user agent; only a browser family and a bot flag are kept.
+    /// User agent; only browser family and bot flag are kept.
     #[schemars(length(max = 1024))]
     pub user_agent: Option<String>,
 }

@@ -16,7 +16,7 @@ use crate::http::rest::WhoAmI;
 pub enum RemoteError {
     /// The deployment answered with an error document.
     #[error("{} ({})", .0.detail, .0.code)]
-    Problem(Problem),
+    Problem(Box<Problem>),
     /// It could not be reached or answered something that is not the API.
     #[error("remote deployment unavailable: {0}")]
     Transport(String),
@@ -137,7 +137,7 @@ impl RemoteApi {
                 .map_err(|_| RemoteError::Transport(format!("answer to {path} is not JSON")));
         }
         match serde_json::from_slice::<Problem>(&bytes) {
-            Ok(p) => Err(RemoteError::Problem(p)),
+            Ok(p) => Err(RemoteError::Problem(Box::new(p))),
             Err(_) => Err(RemoteError::Transport(format!(
                 "{path} answered HTTP {status} without a problem document"
             ))),

@@ -336,3 +336,33 @@ pub async fn seed(app: &App) -> i64 {
         .unwrap();
     held.referral.unwrap().id
 }
+
+// ---- a billing service on port 0 that can be slowed down ------------------------------
+
+/// A billing service that grants everything (201), each grant taking `delay_ms` once the
+/// returned flag is set. Returns the flag and the grant URL.
+pub async fn slow_billing(delay_ms: u64) -> (Arc<std::sync::atomic::AtomicBool>, String) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let slow = Arc::new(AtomicBool::new(false));
+    let app = axum::Router::new()
+        .route(
+            "/grants",
+            axum::routing::post(
+                move |axum::extract::State(slow): axum::extract::State<Arc<AtomicBool>>,
+                      axum::Json(b): axum::Json<serde_json::Value>| async move {
+                    if slow.load(Ordering::SeqCst) {
+                        tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+                    }
+                    (
+                        axum::http::StatusCode::CREATED,
+                        axum::Json(serde_json::json!({"key": b["key"]})),
+                    )
+                },
+            ),
+        )
+        .with_state(slow.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/grants", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (slow, url)
+}
