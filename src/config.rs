@@ -31,6 +31,8 @@ pub struct Config {
     pub billing_token: Option<String>,
     /// JWKS URL for RS256 tokens.
     pub jwks_url: Option<String>,
+    /// Reproducible click ids and codes (the catalog's examples only).
+    pub id_seed: Option<u64>,
 }
 
 impl Config {
@@ -47,6 +49,7 @@ impl Config {
             billing_url: None,
             billing_token: None,
             jwks_url: None,
+            id_seed: None,
         }
     }
 }
@@ -118,6 +121,10 @@ impl App {
             ip_hash_key: ip_secret.into_bytes(),
             prices: cfg.prices.clone(),
             public_rate_per_minute: cfg.public_rate_per_minute,
+            ids: cfg
+                .id_seed
+                .map(crate::core::types::IdSource::seeded)
+                .unwrap_or_default(),
             ..Settings::default()
         };
         let sink: Arc<dyn CreditSink> = match (sink, &cfg.billing_url) {

@@ -10,7 +10,9 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // The demo simulates a billing outage on purpose; its warnings would only be noise.
     let default_level = match cli.command {
-        referral_mcp::cli::Command::Demo { .. } => "error",
+        referral_mcp::cli::Command::Demo { .. } | referral_mcp::cli::Command::Catalog { .. } => {
+            "error"
+        }
         // A server logs each request (with its request id) at info.
         referral_mcp::cli::Command::Serve(_) => "info",
         _ => "warn",

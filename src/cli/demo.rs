@@ -59,7 +59,7 @@ fn ip(rng: &mut StdRng) -> IpAddr {
     ))
 }
 
-async fn seed(app: &App, cfg: &Config) -> Result<()> {
+pub(super) async fn seed(app: &App, cfg: &Config) -> Result<()> {
     // 42 referrals about 20 hours apart end a few days before now, so the default
     // 30-day stats window shows most of them.
     let start = app.core.clock().now() - 40 * 86_400;

@@ -1,5 +1,6 @@
 //! The command line. Every flag can also come from the environment.
 
+mod catalog;
 mod demo;
 mod serve;
 
@@ -122,6 +123,7 @@ impl GlobalArgs {
             billing_url: self.billing_url.clone(),
             billing_token: self.billing_token.clone(),
             jwks_url: self.jwks_url.clone(),
+            id_seed: None,
         })
     }
 }
@@ -157,7 +159,12 @@ pub enum Command {
     /// Record lifecycle events (what the product's backend sends).
     #[command(subcommand)]
     Ingest(IngestCommand),
-    /// Serve MCP over streamable HTTP at /mcp (plus health probes).
+    /// Write the generated tool reference: DIR/schemas/ and DIR/tools/.
+    Catalog {
+        #[arg(long, default_value = ".")]
+        out: std::path::PathBuf,
+    },
+    /// Serve MCP at /mcp (streamable HTTP), REST, /openapi.json and health probes.
     Serve(ServeArgs),
     /// Serve MCP over stdio for a desktop client; credentials from the environment.
     Stdio(StdioArgs),
@@ -297,6 +304,10 @@ fn print_json(v: &impl serde::Serialize) -> Result<()> {
 /// Runs the non-server commands.
 pub async fn run(global: &GlobalArgs, command: Command) -> Result<()> {
     let cfg = global.config()?;
+    // The catalog builds its own demo databases.
+    if let Command::Catalog { out } = &command {
+        return catalog::run(out).await;
+    }
     // Remote mode has no database of its own.
     if let Command::Stdio(args) = &command
         && let Some(url) = &args.remote
@@ -311,6 +322,7 @@ pub async fn run(global: &GlobalArgs, command: Command) -> Result<()> {
     match command {
         Command::Serve(args) => serve::http(&app, &cfg, args).await?,
         Command::Stdio(args) => serve::stdio(&app, args).await?,
+        Command::Catalog { .. } => {}
         Command::Migrate => {
             eprintln!("database {} is up to date", cfg.database_url);
         }

@@ -7,7 +7,7 @@ use super::click::{RawClick, hash_ip, sanitize};
 use super::error::Error;
 use super::review::{SignupFacts, signals};
 use super::text::{Email, SafeText};
-use super::types::{AccountId, AttributionModel, CampaignId, ReferralCode, random_id};
+use super::types::{AccountId, AttributionModel, CampaignId, ReferralCode};
 use super::views::{ClickReceipt, QualifyOutcome, SignupOutcome, referral_view};
 use super::{Referrals, Result};
 use crate::auth::{Operation, Principal};
@@ -82,7 +82,7 @@ impl Referrals {
             None => CampaignId::DEFAULT.to_owned(),
         };
         let s = sanitize(&req.raw, &self.settings.ip_hash_key);
-        let public_id = random_id("clk_");
+        let public_id = self.settings.ids.random_id("clk_");
         let unique = self
             .store
             .insert_click(&NewClick {
@@ -282,7 +282,7 @@ impl Referrals {
                 email.map(|e| (e.as_str(), e.normalized(), e.domain())),
                 ip_hash,
                 self.clock.now(),
-                || ReferralCode::generate().as_str().to_owned(),
+                &|| self.settings.ids.referral_code().as_str().to_owned(),
             )
             .await?)
     }

@@ -51,6 +51,8 @@ pub struct Settings {
     pub velocity_threshold: i64,
     /// Public calls allowed per IP hash per minute.
     pub public_rate_per_minute: i64,
+    /// Source of click ids and referral codes.
+    pub ids: types::IdSource,
 }
 
 impl Default for Settings {
@@ -63,6 +65,7 @@ impl Default for Settings {
             grant_lease_secs: 120,
             velocity_threshold: 10,
             public_rate_per_minute: 120,
+            ids: types::IdSource::default(),
         }
     }
 }

@@ -16,6 +16,62 @@ pub fn random_id(prefix: &str) -> String {
     format!("{prefix}{}", hex::encode(b))
 }
 
+/// Where new click ids and referral codes come from: the thread's OS-seeded RNG, or a
+/// fixed seed, so that a generated document (the tool catalog) is identical on every run.
+#[derive(Clone, Default)]
+pub struct IdSource(Option<std::sync::Arc<std::sync::Mutex<rand::rngs::StdRng>>>);
+
+impl fmt::Debug for IdSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "IdSource(seeded)"
+        } else {
+            "IdSource(os)"
+        })
+    }
+}
+
+impl IdSource {
+    /// Reproducible ids. Never for a real deployment: they are guessable.
+    pub fn seeded(seed: u64) -> Self {
+        use rand::SeedableRng;
+        Self(Some(std::sync::Arc::new(std::sync::Mutex::new(
+            rand::rngs::StdRng::seed_from_u64(seed),
+        ))))
+    }
+
+    fn fill(&self, buf: &mut [u8]) {
+        use rand::RngCore;
+        if let Some(rng) = &self.0
+            && let Ok(mut rng) = rng.lock()
+        {
+            return rng.fill_bytes(buf);
+        }
+        rand::rng().fill_bytes(buf)
+    }
+
+    /// `prefix` followed by 24 hex digits (96 bits).
+    pub fn random_id(&self, prefix: &str) -> String {
+        let mut b = [0u8; 12];
+        self.fill(&mut b);
+        format!("{prefix}{}", hex::encode(b))
+    }
+
+    /// A fresh code: 10 characters from an alphabet without look-alikes.
+    pub fn referral_code(&self) -> ReferralCode {
+        const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+        let mut b = [0u8; 10];
+        self.fill(&mut b);
+        // 256 % 31 leaves a bias of under 1 %, irrelevant for codes that only need to
+        // be unique (the store retries on a collision) and hard to guess.
+        ReferralCode(
+            b.iter()
+                .map(|x| ALPHABET[usize::from(*x) % ALPHABET.len()] as char)
+                .collect(),
+        )
+    }
+}
+
 fn invalid(field: &'static str, message: impl Into<String>) -> Error {
     Error::Invalid {
         field,
@@ -87,16 +143,9 @@ impl ReferralCode {
             ))
         }
     }
-    /// A fresh random code: 10 characters from an alphabet without look-alikes.
+    /// A fresh random code (see [`IdSource::referral_code`]).
     pub fn generate() -> Self {
-        use rand::Rng;
-        const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
-        let mut rng = rand::rng();
-        Self(
-            (0..10)
-                .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-                .collect(),
-        )
+        IdSource::default().referral_code()
     }
     pub fn as_str(&self) -> &str {
         &self.0

@@ -113,7 +113,7 @@ impl Store {
         email: Option<(&str, &str, &str)>,
         ip_hash: Option<&str>,
         now: i64,
-        new_code: fn() -> String,
+        new_code: &(dyn Fn() -> String + Send + Sync),
     ) -> Result<AccountRow> {
         let (email, norm, domain) = match email {
             Some((e, n, d)) => (Some(e), Some(n), Some(d)),
