@@ -21,7 +21,9 @@ use referral_mcp::config::{App, Config};
 use referral_mcp::core::click::RawClick;
 use referral_mcp::core::clock::Clock;
 use referral_mcp::core::types::{AccountId, AttributionStatus, Limit, ReferralCode};
-use referral_mcp::core::{ClickRequest, ListQuery, RecoverRequest, Referrals, Settings, StatsQuery};
+use referral_mcp::core::{
+    ClickRequest, ListQuery, RecoverRequest, Referrals, Settings, StatsQuery,
+};
 use referral_mcp::http::{HttpOptions, router};
 use referral_mcp::store::Store;
 use tokio_util::sync::CancellationToken;
@@ -141,10 +143,19 @@ fn click(n: u64) -> ClickRequest {
         code: ReferralCode::parse("code", &format!("benchcode{}", n % 1000 + 1)).expect("code"),
         campaign: None,
         raw: RawClick {
-            landing_url: Some("https://app.example/r/x?utm_source=newsletter&utm_medium=email".into()),
+            landing_url: Some(
+                "https://app.example/r/x?utm_source=newsletter&utm_medium=email".into(),
+            ),
             referrer_url: Some("https://news.example/item/1".into()),
-            user_agent: Some("Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 Version/17.0 Safari/605.1.15".into()),
-            ip: Some(std::net::IpAddr::from([10, (n >> 16) as u8, (n >> 8) as u8, n as u8])),
+            user_agent: Some(
+                "Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 Version/17.0 Safari/605.1.15".into(),
+            ),
+            ip: Some(std::net::IpAddr::from([
+                10,
+                (n >> 16) as u8,
+                (n >> 8) as u8,
+                n as u8,
+            ])),
         },
     }
 }
@@ -195,7 +206,13 @@ fn list_referrals(c: &mut Criterion) {
     let limit = Limit::parse("limit", 20, 100).expect("limit");
     let mut g = c.benchmark_group("list_referrals_100k");
     let queries = [
-        ("newest_20", ListQuery { limit, ..Default::default() }),
+        (
+            "newest_20",
+            ListQuery {
+                limit,
+                ..Default::default()
+            },
+        ),
         (
             "status_review_required",
             ListQuery {
@@ -316,13 +333,21 @@ fn http(c: &mut Criterion) {
     let (base, token) = rt.block_on(async {
         let mut cfg = Config::with_database(&f.url);
         cfg.jwt_secret = Some("bench".into());
-        let app = App::start_with(&cfg, None, Clock::System).await.expect("app");
+        let app = App::start_with(&cfg, None, Clock::System)
+            .await
+            .expect("app");
         app.core
             .top_up(&admin().account, 1_000_000_000, "bench-http")
             .await
             .expect("top up");
-        let token = app.auth.jwt().mint(&admin().account, true, 3600).expect("jwt");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let token = app
+            .auth
+            .jwt()
+            .mint(&admin().account, true, 3600)
+            .expect("jwt");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let r = router(app, HttpOptions::default(), CancellationToken::new());
         tokio::spawn(async move {

@@ -124,7 +124,8 @@ fn listed_tools() -> &'static [Tool] {
 /// default dialect); output schemas lose descriptions and the `required` lists of
 /// nested objects, and have their `$ref`s inlined
 /// (they describe data the tool returns; the tool description says what it means).
-/// Input schemas keep their property descriptions: they tell an agent what to send.
+/// Input schemas keep their property descriptions: they tell an agent what to send; their
+/// optional properties are not nullable (see [`not_null`]).
 fn compact(schema: &JsonObject, output: bool) -> JsonObject {
     use serde_json::Value;
     let defs = schema
@@ -160,6 +161,9 @@ fn compact(schema: &JsonObject, output: bool) -> JsonObject {
                     }
                     out.insert(k.clone(), go(v, defs, output, depth + 1));
                 }
+                if !output {
+                    not_null(&mut out);
+                }
                 Value::Object(out)
             }
             Value::Array(a) => Value::Array(a.iter().map(|x| go(x, defs, output, depth)).collect()),
@@ -185,6 +189,36 @@ fn compact(schema: &JsonObject, output: bool) -> JsonObject {
         out.insert("$defs".into(), Value::Object(defs));
     }
     out
+}
+
+/// An optional input is simply left out, so its schema need not allow `null`: `["integer",
+/// "null"]` becomes `"integer"` and `anyOf: [X, null]` becomes `X`. Clients that build
+/// arguments from the schema (the Inspector's CLI turns `limit=5` into a number only for
+/// `"type": "integer"`) then send the right type.
+fn not_null(o: &mut JsonObject) {
+    use serde_json::Value;
+    if let Some(Value::Array(types)) = o.get("type") {
+        let rest: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+        if rest.len() == 1 {
+            o.insert("type".into(), rest[0].clone());
+        }
+    }
+    if let Some(Value::Array(any)) = o.get("anyOf") {
+        let rest: Vec<Value> = any
+            .iter()
+            .filter(|s| s.get("type").and_then(Value::as_str) != Some("null"))
+            .cloned()
+            .collect();
+        if rest.len() == 1
+            && let Value::Object(inner) = &rest[0]
+        {
+            let inner = inner.clone();
+            o.remove("anyOf");
+            for (k, v) in inner {
+                o.entry(k).or_insert(v);
+            }
+        }
+    }
 }
 
 fn level_rank(l: LoggingLevel) -> u8 {
