@@ -1,7 +1,7 @@
 //! An agent-style recovery run over MCP, with rmcp's client: find referrals whose rewards
 //! did not reach billing, retry them with `recover_referral_grants` while showing the
 //! server's progress notifications, and print a summary. Ctrl-C cancels the run cleanly:
-//! the server stops between grants and a later run picks up the rest.
+//! the server finishes the grants in flight and stops; a later run picks up the rest.
 //!
 //! ```sh
 //! cargo run -- serve --demo            # prints an admin API key
@@ -161,7 +161,7 @@ async fn main() -> Result<()> {
         _ = tokio::signal::ctrl_c() => {
             bar.abandon_with_message("cancelled");
             peer.notify_cancelled(rmcp::model::CancelledNotificationParam::new(Some(id), Some("cancelled by the operator".into()))).await?;
-            eprintln!("cancelled; the server stops between grants, run again to finish");
+            eprintln!("cancelled; the server finishes the grants in flight and stops; run again to finish");
             client.cancel().await?;
             return Ok(());
         }

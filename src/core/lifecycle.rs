@@ -85,23 +85,23 @@ impl Referrals {
         let public_id = self.settings.ids.random_id("clk_");
         let unique = self
             .store
-            .insert_click(&NewClick {
-                public_id: &public_id,
-                code: req.code.as_str(),
-                referrer_account: &owner.id,
-                campaign: &campaign,
-                landing_path: s.landing_path.as_deref(),
+            .insert_click(NewClick {
+                public_id: public_id.clone(),
+                code: req.code.as_str().to_owned(),
+                referrer_account: owner.id.clone(),
+                campaign: campaign.clone(),
+                landing_path: s.landing_path,
                 utm: [
-                    s.utm_source.as_deref(),
-                    s.utm_medium.as_deref(),
-                    s.utm_campaign.as_deref(),
-                    s.utm_term.as_deref(),
-                    s.utm_content.as_deref(),
+                    s.utm_source,
+                    s.utm_medium,
+                    s.utm_campaign,
+                    s.utm_term,
+                    s.utm_content,
                 ],
-                referrer_host: s.referrer_host.as_deref(),
-                ua_family: &s.ua_family,
+                referrer_host: s.referrer_host,
+                ua_family: s.ua_family,
                 is_bot: s.is_bot,
-                ip_hash: &s.ip_hash,
+                ip_hash: s.ip_hash,
                 at: self.clock.now(),
             })
             .await?;

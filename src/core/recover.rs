@@ -31,6 +31,8 @@ pub struct RecoverProgress {
 }
 
 const BATCH: i64 = 50;
+/// Grants in flight at once within a claimed batch.
+const CONCURRENT: usize = 8;
 
 impl Referrals {
     pub async fn recover_grants(
@@ -48,7 +50,7 @@ impl Referrals {
         .await
     }
 
-    /// Claims and grants up to `limit` open rewards; stops between grants when `cancel`
+    /// Claims and grants up to `limit` open rewards; stops after the grants in flight when `cancel`
     /// fires and reports what it finished.
     pub async fn run_recover(
         &self,
@@ -77,36 +79,42 @@ impl Referrals {
                 break;
             };
             after_id = last.id;
-            for (i, r) in batch.iter().enumerate() {
+            // Grants run a few at a time: they are independent (one key each), and on
+            // SQLite their writes then share commits. Cancellation is checked between
+            // these small groups.
+            for (n, group) in batch.chunks(CONCURRENT).enumerate() {
                 if cancel.is_cancelled() {
-                    let rest: Vec<i64> = batch[i..].iter().map(|r| r.id).collect();
+                    let rest: Vec<i64> = batch[n * CONCURRENT..].iter().map(|r| r.id).collect();
                     self.store.release_claims(&rest).await?;
                     report.cancelled = true;
                     break 'outer;
                 }
-                report.attempted += 1;
-                touched.insert(r.attribution_id);
-                match self.grant_one(r).await? {
-                    Granted::New => report.granted += 1,
-                    Granted::Already => report.already_granted += 1,
-                    Granted::Failed(e) => report.failed.push(FailedGrant {
-                        referral_id: r.attribution_id,
-                        side: Side::from_db(&r.side).unwrap_or(Side::Referrer),
-                        account: r.account.clone(),
-                        credits: r.credits,
-                        error: e.to_string(),
-                    }),
+                let answers =
+                    futures::future::join_all(group.iter().map(|r| self.grant_one(r))).await;
+                for (r, answer) in group.iter().zip(answers) {
+                    report.attempted += 1;
+                    touched.insert(r.attribution_id);
+                    match answer? {
+                        Granted::New => report.granted += 1,
+                        Granted::Already => report.already_granted += 1,
+                        Granted::Failed(e) => report.failed.push(FailedGrant {
+                            referral_id: r.attribution_id,
+                            side: Side::from_db(&r.side).unwrap_or(Side::Referrer),
+                            account: r.account.clone(),
+                            credits: r.credits,
+                            error: e.to_string(),
+                        }),
+                    }
+                    progress(RecoverProgress {
+                        done: report.attempted,
+                        total: total.max(report.attempted),
+                    });
                 }
-                progress(RecoverProgress {
-                    done: report.attempted,
-                    total: total.max(report.attempted),
-                });
             }
         }
-        let now = self.clock.now();
-        for id in touched {
-            self.store.settle_attribution(id, now).await?;
-        }
+        self.store
+            .settle_attributions(touched.into_iter().collect(), self.clock.now())
+            .await?;
         report.remaining = self.store.count_open_rewards().await?;
         Ok(report)
     }

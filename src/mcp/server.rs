@@ -557,7 +557,7 @@ impl ReferralServer {
     #[tool(
         name = "recover_referral_grants",
         title = "Retry stuck reward grants",
-        description = "Retry up to limit rewards whose credits did not reach billing. Safe to repeat or run concurrently: grants are keyed, never credited twice. Sends progress with a progress token; if cancelled, stops between grants and reports what it did. 1 credit; referrals:recover or admin.",
+        description = "Retry up to limit rewards whose credits did not reach billing. Safe to repeat or run concurrently: grants are keyed, never credited twice. Sends progress with a progress token; if cancelled, finishes the grants in flight and stops. 1 credit; referrals:recover or admin.",
         output_schema = schema_for_output::<RecoverReport>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]

@@ -6,17 +6,17 @@ use super::{Result, Store};
 
 /// A sanitized click ready to store (see `core::click`).
 #[derive(Debug, Clone)]
-pub struct NewClick<'a> {
-    pub public_id: &'a str,
-    pub code: &'a str,
-    pub referrer_account: &'a str,
-    pub campaign: &'a str,
-    pub landing_path: Option<&'a str>,
-    pub utm: [Option<&'a str>; 5],
-    pub referrer_host: Option<&'a str>,
-    pub ua_family: &'a str,
+pub struct NewClick {
+    pub public_id: String,
+    pub code: String,
+    pub referrer_account: String,
+    pub campaign: String,
+    pub landing_path: Option<String>,
+    pub utm: [Option<String>; 5],
+    pub referrer_host: Option<String>,
+    pub ua_family: String,
     pub is_bot: bool,
-    pub ip_hash: &'a str,
+    pub ip_hash: String,
     pub at: i64,
 }
 
@@ -33,69 +33,76 @@ pub struct ClickRow {
 
 const DEDUPE_WINDOW_SECS: i64 = 3600;
 
+/// Stores a click and bumps the counters in the caller's transaction. Returns whether
+/// the click counts as unique: not a bot, and the first of this visitor on this code
+/// within the hour.
+async fn insert_click(conn: &mut sqlx::AnyConnection, c: &NewClick) -> Result<bool> {
+    // Touching the account row first serializes clicks on one code (a row lock on
+    // PostgreSQL), so the duplicate check below sees every earlier click.
+    sqlx::query("UPDATE accounts SET clicks_total = clicks_total + 1 WHERE id = $1")
+        .bind(&c.referrer_account)
+        .execute(&mut *conn)
+        .await?;
+    let seen: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM clicks WHERE code = $1 AND ip_hash = $2 AND created_at > $3",
+    )
+    .bind(&c.code)
+    .bind(&c.ip_hash)
+    .bind(c.at - DEDUPE_WINDOW_SECS)
+    .fetch_one(&mut *conn)
+    .await?;
+    let unique = !c.is_bot && seen == 0;
+    sqlx::query(
+        "INSERT INTO clicks (public_id, code, referrer_account, campaign, landing_path, utm_source, utm_medium, utm_campaign, utm_term, utm_content, referrer_host, ua_family, is_bot, ip_hash, is_unique, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+    )
+    .bind(&c.public_id)
+    .bind(&c.code)
+    .bind(&c.referrer_account)
+    .bind(&c.campaign)
+    .bind(&c.landing_path)
+    .bind(&c.utm[0])
+    .bind(&c.utm[1])
+    .bind(&c.utm[2])
+    .bind(&c.utm[3])
+    .bind(&c.utm[4])
+    .bind(&c.referrer_host)
+    .bind(&c.ua_family)
+    .bind(i64::from(c.is_bot))
+    .bind(&c.ip_hash)
+    .bind(i64::from(unique))
+    .bind(c.at)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO click_daily (day, campaign, total, unique_count, bots) VALUES ($1, $2, 1, $3, $4)
+         ON CONFLICT (day, campaign) DO UPDATE SET total = click_daily.total + 1,
+           unique_count = click_daily.unique_count + excluded.unique_count,
+           bots = click_daily.bots + excluded.bots",
+    )
+    .bind(c.at.div_euclid(86_400))
+    .bind(&c.campaign)
+    .bind(i64::from(unique))
+    .bind(i64::from(c.is_bot))
+    .execute(&mut *conn)
+    .await?;
+    if unique {
+        sqlx::query("UPDATE accounts SET clicks_unique = clicks_unique + 1 WHERE id = $1")
+            .bind(&c.referrer_account)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(unique)
+}
+
 impl Store {
     /// Stores a click and bumps the counters in the same transaction. Returns whether the
     /// click counts as unique: not a bot, and the first of this visitor on this code within
     /// the hour.
-    pub async fn insert_click(&self, c: &NewClick<'_>) -> Result<bool> {
-        let mut tx = self.write.begin().await?;
-        // Touching the account row first serializes clicks on one code (a row lock on
-        // PostgreSQL), so the duplicate check below sees every earlier click.
-        sqlx::query("UPDATE accounts SET clicks_total = clicks_total + 1 WHERE id = $1")
-            .bind(c.referrer_account)
-            .execute(&mut *tx)
-            .await?;
-        let seen: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM clicks WHERE code = $1 AND ip_hash = $2 AND created_at > $3",
-        )
-        .bind(c.code)
-        .bind(c.ip_hash)
-        .bind(c.at - DEDUPE_WINDOW_SECS)
-        .fetch_one(&mut *tx)
-        .await?;
-        let unique = !c.is_bot && seen == 0;
-        sqlx::query(
-            "INSERT INTO clicks (public_id, code, referrer_account, campaign, landing_path, utm_source, utm_medium, utm_campaign, utm_term, utm_content, referrer_host, ua_family, is_bot, ip_hash, is_unique, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        )
-        .bind(c.public_id)
-        .bind(c.code)
-        .bind(c.referrer_account)
-        .bind(c.campaign)
-        .bind(c.landing_path)
-        .bind(c.utm[0])
-        .bind(c.utm[1])
-        .bind(c.utm[2])
-        .bind(c.utm[3])
-        .bind(c.utm[4])
-        .bind(c.referrer_host)
-        .bind(c.ua_family)
-        .bind(i64::from(c.is_bot))
-        .bind(c.ip_hash)
-        .bind(i64::from(unique))
-        .bind(c.at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO click_daily (day, campaign, total, unique_count, bots) VALUES ($1, $2, 1, $3, $4)
-             ON CONFLICT (day, campaign) DO UPDATE SET total = click_daily.total + 1,
-               unique_count = click_daily.unique_count + excluded.unique_count,
-               bots = click_daily.bots + excluded.bots",
-        )
-        .bind(c.at.div_euclid(86_400))
-        .bind(c.campaign)
-        .bind(i64::from(unique))
-        .bind(i64::from(c.is_bot))
-        .execute(&mut *tx)
-        .await?;
-        if unique {
-            sqlx::query("UPDATE accounts SET clicks_unique = clicks_unique + 1 WHERE id = $1")
-                .bind(c.referrer_account)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(unique)
+    /// Stores a click (see [`insert_click`]); on SQLite in a group commit.
+    pub async fn insert_click(&self, c: NewClick) -> Result<bool> {
+        self.write_tx(move |conn| Box::pin(async move { insert_click(conn, &c).await }))
+            .await
     }
 
     pub async fn click_by_public_id(&self, public_id: &str) -> Result<Option<ClickRow>> {

@@ -41,36 +41,40 @@ impl Store {
         kind: &str,
         now: i64,
     ) -> Result<Credit> {
-        let mut tx = self.write.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO ledger (account, delta, kind, idempotency_key, at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-        )
-        .bind(account)
-        .bind(delta)
-        .bind(kind)
-        .bind(key)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if inserted.is_some() {
-            add_to_balance(&mut tx, account, delta).await?;
-            tx.commit().await?;
-            return Ok(Credit::Added);
-        }
-        let row = sqlx::query("SELECT account, delta FROM ledger WHERE idempotency_key = $1")
-            .bind(key)
-            .fetch_one(&mut *tx)
-            .await?;
-        let (acc, d): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
-        Ok(if acc == account && d == delta {
-            Credit::AlreadyAdded
-        } else {
-            Credit::Conflicting {
-                account: acc,
-                delta: d,
-            }
+        let (key, account, kind) = (key.to_owned(), account.to_owned(), kind.to_owned());
+        self.write_tx(move |conn| {
+            Box::pin(async move {
+                let inserted = sqlx::query(
+                    "INSERT INTO ledger (account, delta, kind, idempotency_key, at) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+                )
+                .bind(&account)
+                .bind(delta)
+                .bind(&kind)
+                .bind(&key)
+                .bind(now)
+                .fetch_optional(&mut *conn)
+                .await?;
+                if inserted.is_some() {
+                    add_to_balance(conn, &account, delta).await?;
+                    return Ok(Credit::Added);
+                }
+                let row = sqlx::query("SELECT account, delta FROM ledger WHERE idempotency_key = $1")
+                    .bind(&key)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                let (acc, d): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
+                Ok(if acc == account && d == delta {
+                    Credit::AlreadyAdded
+                } else {
+                    Credit::Conflicting {
+                        account: acc,
+                        delta: d,
+                    }
+                })
+            })
         })
+        .await
     }
 
     /// Takes `cost` credits from `account` if the balance covers it. Returns `None` (and
@@ -84,30 +88,34 @@ impl Store {
         kind: &str,
         now: i64,
     ) -> Result<Option<()>> {
-        let mut tx = self.write.begin().await?;
-        let done = sqlx::query(
-            "UPDATE balances SET balance = balance - $2 WHERE account = $1 AND balance >= $2",
-        )
-        .bind(account)
-        .bind(cost)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if done != 1 {
-            return Ok(None);
-        }
-        sqlx::query(
-            "INSERT INTO ledger (account, delta, kind, idempotency_key, at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(account)
-        .bind(-cost)
-        .bind(kind)
-        .bind(key)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Some(()))
+        let (key, account, kind) = (key.to_owned(), account.to_owned(), kind.to_owned());
+        self.write_tx(move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE balances SET balance = balance - $2 WHERE account = $1 AND balance >= $2",
+                )
+                .bind(&account)
+                .bind(cost)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if done != 1 {
+                    return Ok(None);
+                }
+                sqlx::query(
+                    "INSERT INTO ledger (account, delta, kind, idempotency_key, at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&account)
+                .bind(-cost)
+                .bind(&kind)
+                .bind(&key)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+                Ok(Some(()))
+            })
+        })
+        .await
     }
 
     pub async fn balance(&self, account: &str) -> Result<i64> {

@@ -10,6 +10,7 @@
 
 mod accounts;
 mod clicks;
+mod group_commit;
 mod keys;
 pub mod ledger;
 mod postgres;
@@ -39,6 +40,9 @@ pub enum StoreError {
     UnsupportedUrl,
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The group transaction this write was part of did not commit.
+    #[error("commit failed: {0}")]
+    Commit(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -58,6 +62,8 @@ pub struct Store {
     /// Reads. On SQLite a separate pool, so reads never wait behind the writer (WAL).
     read: AnyPool,
     dialect: Dialect,
+    /// SQLite only: batches concurrent small writes into one transaction.
+    group: Option<group_commit::GroupCommit>,
 }
 
 impl Store {
@@ -67,6 +73,7 @@ impl Store {
         if url.starts_with("sqlite:") {
             let (write, read) = sqlite::connect(url).await?;
             Ok(Self {
+                group: Some(group_commit::GroupCommit::start(write.clone())),
                 write,
                 read,
                 dialect: Dialect::Sqlite,
@@ -77,9 +84,36 @@ impl Store {
                 write: pool.clone(),
                 read: pool,
                 dialect: Dialect::Postgres,
+                group: None,
             })
         } else {
             Err(StoreError::UnsupportedUrl)
+        }
+    }
+
+    /// Runs `f` in a write transaction and returns once it is committed. On SQLite the
+    /// transaction is shared with other concurrent writers (group commit, one disk sync
+    /// for all); on PostgreSQL it is the caller's own.
+    pub(crate) async fn write_tx<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut sqlx::AnyConnection) -> futures::future::BoxFuture<'c, Result<T>>
+            + Send
+            + 'static,
+    {
+        if let Some(g) = &self.group {
+            return g.write(f).await;
+        }
+        let mut tx = self.write.begin().await?;
+        match f(&mut tx).await {
+            Ok(v) => {
+                tx.commit().await?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
         }
     }
 

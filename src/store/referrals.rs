@@ -417,14 +417,26 @@ impl Store {
 
     /// `qualified` → `rewarded` once no reward of the attribution is still open.
     pub async fn settle_attribution(&self, id: i64, now: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE attributions SET status = 'rewarded', updated_at = $2 WHERE id = $1 AND status = 'qualified'
-             AND NOT EXISTS (SELECT 1 FROM rewards r WHERE r.attribution_id = $1 AND r.status IN ('pending', 'failed'))",
-        )
-        .bind(id)
-        .bind(now)
-        .execute(&self.write)
-        .await?;
-        Ok(())
+        self.settle_attributions(vec![id], now).await
+    }
+
+    /// [`Store::settle_attribution`] for many, in one transaction.
+    pub async fn settle_attributions(&self, ids: Vec<i64>, now: i64) -> Result<()> {
+        self.write_tx(move |conn| {
+            Box::pin(async move {
+                for id in ids {
+                    sqlx::query(
+                        "UPDATE attributions SET status = 'rewarded', updated_at = $2 WHERE id = $1 AND status = 'qualified'
+                         AND NOT EXISTS (SELECT 1 FROM rewards r WHERE r.attribution_id = $1 AND r.status IN ('pending', 'failed'))",
+                    )
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 }

@@ -183,28 +183,39 @@ impl Store {
 
     /// Marks a reward granted after the sink answered granted or already granted.
     pub async fn mark_granted(&self, reward_id: i64, now: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE rewards SET status = 'granted', granted_at = $2, claimed_until = NULL, attempts = attempts + 1, last_error = NULL
-             WHERE id = $1 AND status IN ('pending', 'failed')",
-        )
-        .bind(reward_id)
-        .bind(now)
-        .execute(&self.write)
-        .await?;
-        Ok(())
+        self.write_tx(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE rewards SET status = 'granted', granted_at = $2, claimed_until = NULL, attempts = attempts + 1, last_error = NULL
+                     WHERE id = $1 AND status IN ('pending', 'failed')",
+                )
+                .bind(reward_id)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Records a failed attempt and releases the claim so a later recover retries it.
     pub async fn mark_failed(&self, reward_id: i64, error: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE rewards SET status = 'failed', claimed_until = NULL, attempts = attempts + 1, last_error = $2
-             WHERE id = $1 AND status IN ('pending', 'failed')",
-        )
-        .bind(reward_id)
-        .bind(error)
-        .execute(&self.write)
-        .await?;
-        Ok(())
+        let error = error.to_owned();
+        self.write_tx(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE rewards SET status = 'failed', claimed_until = NULL, attempts = attempts + 1, last_error = $2
+                     WHERE id = $1 AND status IN ('pending', 'failed')",
+                )
+                .bind(reward_id)
+                .bind(&error)
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Gives back claims a cancelled run did not get to.
