@@ -1,4 +1,5 @@
-//! Funnel figures. Clicks come from the daily counters; the rest from indexed ranges.
+//! Funnel figures. Clicks come from the daily counters; the rest from range counts that
+//! covering indexes answer without visiting rows, run concurrently.
 
 use sqlx::FromRow;
 
@@ -56,6 +57,19 @@ impl Store {
             };
             q.fetch_one(&self.read)
         };
+        // Rewards carry no campaign; join attributions only when one is asked for.
+        let rewards = |status_and_time: &str| {
+            match campaign {
+            Some(_) => format!(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(r.credits), 0) AS BIGINT) FROM rewards r JOIN attributions a ON a.id = r.attribution_id
+                 WHERE {status_and_time}{}",
+                camp("a.", 3)
+            ),
+            None => format!(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(r.credits), 0) AS BIGINT) FROM rewards r WHERE {status_and_time}"
+            ),
+        }
+        };
         // Signups and the review funnel come from one pass over the same rows.
         let review_sql = format!(
             "SELECT COUNT(*),
@@ -72,25 +86,25 @@ impl Store {
             Some(c) => q.bind(c.to_owned()),
             None => q,
         };
-        let (signups, review_pending, review_approved, review_rejected) =
-            q.fetch_one(&self.read).await?;
-        let (qualified, _) = pair(format!(
-            "SELECT COUNT(*), 0 FROM attributions WHERE qualified_at >= $1 AND qualified_at < $2{}",
-            camp("", 3)
-        ))
-        .await?;
-        let (rewarded_count, rewarded_credits) = pair(format!(
-            "SELECT COUNT(*), CAST(COALESCE(SUM(r.credits), 0) AS BIGINT) FROM rewards r JOIN attributions a ON a.id = r.attribution_id
-             WHERE r.status = 'granted' AND r.granted_at >= $1 AND r.granted_at < $2{}",
-            camp("a.", 3)
-        ))
-        .await?;
-        let (capped_count, capped_credits) = pair(format!(
-            "SELECT COUNT(*), CAST(COALESCE(SUM(r.credits), 0) AS BIGINT) FROM rewards r JOIN attributions a ON a.id = r.attribution_id
-             WHERE r.status = 'capped' AND r.created_at >= $1 AND r.created_at < $2{}",
-            camp("a.", 3)
-        ))
-        .await?;
+        // The four counts are independent: run them at once on the read pool.
+        let (
+            (signups, review_pending, review_approved, review_rejected),
+            (qualified, _),
+            (rewarded_count, rewarded_credits),
+            (capped_count, capped_credits),
+        ) = tokio::try_join!(
+            q.fetch_one(&self.read),
+            pair(format!(
+                "SELECT COUNT(*), 0 FROM attributions WHERE qualified_at >= $1 AND qualified_at < $2{}",
+                camp("", 3)
+            )),
+            pair(rewards(
+                "r.status = 'granted' AND r.granted_at >= $1 AND r.granted_at < $2"
+            )),
+            pair(rewards(
+                "r.status = 'capped' AND r.created_at >= $1 AND r.created_at < $2"
+            )),
+        )?;
         Ok(StatsRow {
             clicks,
             signups,
