@@ -97,13 +97,15 @@ async fn stored_click_rows_hold_only_sanitized_values() {
         t.core.record_click(req).await.unwrap();
         let row = t.store.raw_click_row_for_tests().await.unwrap();
         let joined = row.join("|");
+        // (Not bare "pw" or "path": a random referral code may contain those letters.)
         for bad in [
             "203.0.113.77",
-            "pw",
+            "u:pw",
+            "pw@",
             "frag",
             "\n",
             "\u{202e}",
-            "path",
+            "/path",
             "q=1",
         ] {
             assert!(
