@@ -123,6 +123,20 @@ async fn every_documented_path_is_in_the_openapi_document_and_answers() {
         let (status, _, doc) = c.get("/openapi.json", None).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(doc["openapi"], "3.1.0");
+        let meta: Value =
+            serde_json::from_str(include_str!("fixtures/openapi-3.1-schema.json")).unwrap();
+        let validator = jsonschema::validator_for(&meta).unwrap();
+        let problems: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+        assert!(
+            problems.is_empty(),
+            "not a valid OpenAPI 3.1 document: {problems:?}"
+        );
+        let mut broken = doc.clone();
+        broken["paths"]["/admin/referrals"]["get"]["responses"] = json!("none");
+        assert!(
+            !validator.is_valid(&broken),
+            "the meta-schema check is not vacuous"
+        );
         // The nine paths of the product docs, plus the lifecycle events and whoami.
         let expected = [
             ("get", "/admin/referrals"),

@@ -124,7 +124,7 @@ pub fn document() -> Value {
         if e.input == Input::Body {
             let schema = body.unwrap_or(params.clone());
             operation["requestBody"] = json!({
-                "required": e.body.is_none() && has_required(resolve(&defs, &schema)),
+                "required": has_required(resolve(&defs, &schema)),
                 "content": { "application/json": { "schema": schema } },
             });
         }

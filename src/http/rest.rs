@@ -186,7 +186,7 @@ async fn get_one(
 #[serde(deny_unknown_fields)]
 pub struct ApproveBody {
     /// Optional note for the audit trail (max 500 characters).
-    #[schemars(length(max = 500))]
+    #[schemars(length(min = 1, max = 500), pattern(r"\S"))]
     pub note: Option<String>,
 }
 
@@ -195,10 +195,10 @@ pub struct ApproveBody {
 #[serde(deny_unknown_fields)]
 pub struct RejectBody {
     /// Why it is rejected, stored in the audit trail (1-200 characters).
-    #[schemars(length(min = 1, max = 200))]
+    #[schemars(length(min = 1, max = 200), pattern(r"\S"))]
     pub reason: String,
     /// Optional longer note (max 500 characters).
-    #[schemars(length(max = 500))]
+    #[schemars(length(min = 1, max = 500), pattern(r"\S"))]
     pub note: Option<String>,
 }
 

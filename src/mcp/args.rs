@@ -11,10 +11,12 @@ use crate::core::types::AttributionStatus;
 #[serde(deny_unknown_fields)]
 pub struct ListReferralsArgs {
     /// Account id, as referrer or referred.
+    #[schemars(pattern(r"^[A-Za-z0-9_.:@-]{1,64}$"))]
     pub user_id: Option<String>,
     /// Referral status.
     pub status: Option<AttributionStatus>,
     /// Campaign id, e.g. `default`.
+    #[schemars(pattern(r"^[a-z0-9_-]{1,40}$"))]
     pub campaign: Option<String>,
     /// true: only those with a reward not yet granted; false: only those without.
     pub pending_grant: Option<bool>,
@@ -22,6 +24,7 @@ pub struct ListReferralsArgs {
     #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[schemars(pattern(r"^[A-Za-z0-9_-]+$"))]
     pub cursor: Option<String>,
 }
 
@@ -40,7 +43,7 @@ pub struct ApproveArgs {
     #[schemars(range(min = 1))]
     pub id: i64,
     /// Optional audit-trail note (max 500).
-    #[schemars(length(max = 500))]
+    #[schemars(length(min = 1, max = 500), pattern(r"\S"))]
     pub note: Option<String>,
 }
 
@@ -51,10 +54,10 @@ pub struct RejectArgs {
     #[schemars(range(min = 1))]
     pub id: i64,
     /// Why, for the audit trail (1-200 characters).
-    #[schemars(length(min = 1, max = 200))]
+    #[schemars(length(min = 1, max = 200), pattern(r"\S"))]
     pub reason: String,
     /// Optional note (max 500).
-    #[schemars(length(max = 500))]
+    #[schemars(length(min = 1, max = 500), pattern(r"\S"))]
     pub note: Option<String>,
 }
 
@@ -70,10 +73,13 @@ pub struct RecoverArgs {
 #[serde(deny_unknown_fields)]
 pub struct StatsArgs {
     /// Start, `YYYY-MM-DD` or RFC 3339; default 30 days before `to`.
+    #[schemars(pattern(r"^\d{4}-\d{2}-\d{2}"))]
     pub from: Option<String>,
     /// End (inclusive), `YYYY-MM-DD` or RFC 3339; default now.
+    #[schemars(pattern(r"^\d{4}-\d{2}-\d{2}"))]
     pub to: Option<String>,
     /// Campaign id.
+    #[schemars(pattern(r"^[a-z0-9_-]{1,40}$"))]
     pub campaign: Option<String>,
 }
 
@@ -81,9 +87,10 @@ pub struct StatsArgs {
 #[serde(deny_unknown_fields)]
 pub struct ClickArgs {
     /// Code from the share link `/r/{code}`.
-    #[schemars(length(min = 4, max = 32))]
+    #[schemars(pattern(r"^[A-Za-z0-9_-]{4,32}$"))]
     pub code: String,
     /// Campaign id, default `default`.
+    #[schemars(pattern(r"^[a-z0-9_-]{1,40}$"))]
     pub campaign: Option<String>,
     /// Landing URL; only path and utm_* are kept.
     #[schemars(length(max = 4096))]
@@ -103,6 +110,7 @@ pub struct EventsArgs {
     #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[schemars(pattern(r"^[A-Za-z0-9_-]+$"))]
     pub cursor: Option<String>,
 }
 
@@ -241,12 +249,15 @@ impl EventsArgs {
 #[serde(deny_unknown_fields)]
 pub struct SignupArgs {
     /// The new account's id in the product.
+    #[schemars(pattern(r"^[A-Za-z0-9_.:@-]{1,64}$"))]
     pub account: String,
     /// Its email; used only for fraud signals and shown masked.
     pub email: Option<String>,
-    /// Its signup IP; only a keyed hash is kept.
+    /// Its signup IP (v4 or v6); only a keyed hash is kept.
+    #[schemars(with = "Option<String>", extend("anyOf" = [{"format": "ipv4"}, {"format": "ipv6"}]))]
     pub ip: Option<std::net::IpAddr>,
     /// The referral code it signed up with, if no click id is known.
+    #[schemars(pattern(r"^[A-Za-z0-9_-]{4,32}$"))]
     pub code: Option<String>,
     /// The `click_id` that click capture returned.
     pub click_id: Option<String>,
@@ -257,9 +268,10 @@ pub struct SignupArgs {
 #[serde(deny_unknown_fields)]
 pub struct QualifyArgs {
     /// The referred account.
+    #[schemars(pattern(r"^[A-Za-z0-9_.:@-]{1,64}$"))]
     pub account: String,
     /// What happened, default `first_payment` (max 64 characters).
-    #[schemars(length(min = 1, max = 64))]
+    #[schemars(length(min = 1, max = 64), pattern(r"\S"))]
     pub event: Option<String>,
     /// Amount in the smallest currency unit; informational.
     pub amount: Option<i64>,
