@@ -342,6 +342,34 @@ async fn errors_are_problem_documents_with_the_right_status_and_code() {
             "invalid_argument",
         );
 
+        // JSON Schema's integer includes 3.0; a fraction is refused.
+        let (st, h, v) = c
+            .post(
+                "/admin/referrals/recover",
+                Some(&admin),
+                json!({"limit": 2.5}),
+            )
+            .await;
+        assert_problem(
+            l,
+            st,
+            &h,
+            &v,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_argument",
+        );
+        assert!(v["detail"].as_str().unwrap().contains("integer"), "{v}");
+        let (st, _, v) = c
+            .post(
+                "/admin/referrals/recover",
+                Some(&admin),
+                json!({"limit": 3.0}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let (st, h, v) = c.get("/admin/referrals?limit=many", Some(&admin)).await;
+        assert_problem(l, st, &h, &v, StatusCode::BAD_REQUEST, "invalid_argument");
+
         let big = json!({"note": "x".repeat(100_000)});
         let (st, h, v) = c
             .post(

@@ -22,6 +22,7 @@ pub struct ListReferralsArgs {
     pub pending_grant: Option<bool>,
     /// Page size, 1-100, default 20.
     #[schemars(range(min = 1, max = 100))]
+    #[serde(default, deserialize_with = "integer::optional")]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     #[schemars(pattern(r"^[A-Za-z0-9_-]+$"))]
@@ -33,6 +34,7 @@ pub struct ListReferralsArgs {
 pub struct ReferralIdArgs {
     /// Referral id (from list_referrals).
     #[schemars(range(min = 1))]
+    #[serde(deserialize_with = "integer::required")]
     pub id: i64,
 }
 
@@ -41,6 +43,7 @@ pub struct ReferralIdArgs {
 pub struct ApproveArgs {
     /// Referral id (from list_referrals).
     #[schemars(range(min = 1))]
+    #[serde(deserialize_with = "integer::required")]
     pub id: i64,
     /// Optional audit-trail note (max 500).
     #[schemars(length(min = 1, max = 500), pattern(r"\S"))]
@@ -52,6 +55,7 @@ pub struct ApproveArgs {
 pub struct RejectArgs {
     /// Referral id (from list_referrals).
     #[schemars(range(min = 1))]
+    #[serde(deserialize_with = "integer::required")]
     pub id: i64,
     /// Why, for the audit trail (1-200 characters).
     #[schemars(length(min = 1, max = 200), pattern(r"\S"))]
@@ -66,6 +70,7 @@ pub struct RejectArgs {
 pub struct RecoverArgs {
     /// Most rewards to attempt, 1-10000, default 100.
     #[schemars(range(min = 1, max = 10000))]
+    #[serde(default, deserialize_with = "integer::optional")]
     pub limit: Option<i64>,
 }
 
@@ -108,6 +113,7 @@ pub struct ClickArgs {
 pub struct EventsArgs {
     /// Page size, 1-100, default 20.
     #[schemars(range(min = 1, max = 100))]
+    #[serde(default, deserialize_with = "integer::optional")]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     #[schemars(pattern(r"^[A-Za-z0-9_-]+$"))]
@@ -117,6 +123,61 @@ pub struct EventsArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoArgs {}
+
+/// JSON Schema's `integer` includes `20.0`, and some clients send whole numbers that way;
+/// accept them, refuse fractions and everything else with serde's usual message.
+mod integer {
+    use serde::Deserializer;
+    use serde::de::{self, Visitor};
+
+    struct Whole;
+
+    impl Visitor<'_> for Whole {
+        type Value = i64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an integer")
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<i64, E> {
+            if v.fract() == 0.0 && v.abs() < 9.0e15 {
+                Ok(v as i64)
+            } else {
+                Err(E::invalid_value(de::Unexpected::Float(v), &self))
+            }
+        }
+    }
+
+    pub fn required<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        d.deserialize_i64(Whole)
+    }
+
+    struct MaybeWhole;
+
+    impl<'de> Visitor<'de> for MaybeWhole {
+        type Value = Option<i64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an integer or null")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Option<i64>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Option<i64>, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<i64>, D::Error> {
+            required(d).map(Some)
+        }
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        d.deserialize_option(MaybeWhole)
+    }
+}
 
 // ---- into the core's typed requests -------------------------------------------------
 
@@ -274,6 +335,7 @@ pub struct QualifyArgs {
     #[schemars(length(min = 1, max = 64), pattern(r"\S"))]
     pub event: Option<String>,
     /// Amount in the smallest currency unit; informational.
+    #[serde(default, deserialize_with = "integer::optional")]
     pub amount: Option<i64>,
 }
 
