@@ -9,6 +9,7 @@ use crate::core::types::AttributionStatus;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = no_null_defaults)]
 pub struct ListReferralsArgs {
     /// Account id, as referrer or referred.
     #[schemars(pattern(r"^[A-Za-z0-9_.:@-]{1,64}$"))]
@@ -67,6 +68,7 @@ pub struct RejectArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = no_null_defaults)]
 pub struct RecoverArgs {
     /// Most rewards to attempt, 1-10000, default 100.
     #[schemars(range(min = 1, max = 10000))]
@@ -110,6 +112,7 @@ pub struct ClickArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = no_null_defaults)]
 pub struct EventsArgs {
     /// Page size, 1-100, default 20.
     #[schemars(range(min = 1, max = 100))]
@@ -123,6 +126,21 @@ pub struct EventsArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoArgs {}
+
+/// `#[serde(default)]` (needed with `deserialize_with`) makes schemars write
+/// `"default": null`, which would tell a client the default limit is null; the real
+/// defaults are in the descriptions.
+fn no_null_defaults(schema: &mut schemars::Schema) {
+    if let Some(props) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
+        for p in props.values_mut() {
+            if let Some(o) = p.as_object_mut()
+                && o.get("default").is_some_and(serde_json::Value::is_null)
+            {
+                o.remove("default");
+            }
+        }
+    }
+}
 
 /// JSON Schema's `integer` includes `20.0`, and some clients send whole numbers that way;
 /// accept them, refuse fractions and everything else with serde's usual message.
@@ -327,6 +345,7 @@ pub struct SignupArgs {
 /// A referred account qualified (e.g. its first payment).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = no_null_defaults)]
 pub struct QualifyArgs {
     /// The referred account.
     #[schemars(pattern(r"^[A-Za-z0-9_.:@-]{1,64}$"))]
