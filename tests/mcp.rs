@@ -163,6 +163,176 @@ async fn bad_arguments_are_clear_tool_errors_and_change_nothing() {
 }
 
 #[tokio::test]
+async fn every_tool_refuses_unknown_fields_wrong_types_and_out_of_range_values() {
+    for db in databases().await {
+        let s = serve(&db, HttpOptions::default()).await;
+        let held = seed(&s.app).await;
+        let admin = s.app.auth.jwt().mint(&account("ops"), true, 600).unwrap();
+        let user = s
+            .app
+            .auth
+            .jwt()
+            .mint(&account("alice"), false, 600)
+            .unwrap();
+        let ca = http_client(&s.url, Some(&admin)).await;
+        let cu = http_client(&s.url, Some(&user)).await;
+        let code = s
+            .app
+            .core
+            .summary_for(&account("alice"))
+            .await
+            .unwrap()
+            .referral_code;
+        let clicks_before = s
+            .app
+            .core
+            .summary_for(&account("alice"))
+            .await
+            .unwrap()
+            .stats
+            .clicks;
+        let (ops_before, alice_before) = (
+            s.app.store.balance("ops").await.unwrap(),
+            s.app.store.balance("alice").await.unwrap(),
+        );
+        let long = "x".repeat(501);
+        // (tool, [unknown field, wrong type, out of range]); the "me" tools run as a user.
+        let cases: Vec<(&str, Vec<Value>)> = vec![
+            (
+                "list_referrals",
+                vec![
+                    json!({"zzz": 1}),
+                    json!({"limit": "ten"}),
+                    json!({"limit": 0}),
+                ],
+            ),
+            (
+                "get_referral",
+                vec![
+                    json!({"id": held, "zzz": 1}),
+                    json!({"id": "twelve"}),
+                    json!({"id": 0}),
+                ],
+            ),
+            (
+                "approve_referral",
+                vec![
+                    json!({"id": held, "zzz": 1}),
+                    json!({"id": [held]}),
+                    json!({"id": held, "note": long}),
+                ],
+            ),
+            (
+                "reject_referral",
+                vec![
+                    json!({"id": held, "reason": "dup", "zzz": 1}),
+                    json!({"id": held, "reason": 5}),
+                    json!({"id": held, "reason": "x".repeat(201)}),
+                ],
+            ),
+            (
+                "recover_referral_grants",
+                vec![
+                    json!({"zzz": 1}),
+                    json!({"limit": "all"}),
+                    json!({"limit": 10_001}),
+                ],
+            ),
+            (
+                "get_referral_stats",
+                vec![
+                    json!({"zzz": 1}),
+                    json!({"from": 5}),
+                    json!({"from": "2020-01-01", "to": "2026-01-01"}),
+                ],
+            ),
+            (
+                "capture_referral_click",
+                vec![
+                    json!({"code": code, "zzz": 1}),
+                    json!({"code": 5}),
+                    json!({"code": "ab"}),
+                ],
+            ),
+            ("get_my_referral_summary", vec![json!({"zzz": 1})]),
+            (
+                "list_my_referral_events",
+                vec![
+                    json!({"zzz": 1}),
+                    json!({"limit": "x"}),
+                    json!({"limit": 101}),
+                ],
+            ),
+        ];
+        assert_eq!(cases.len(), 9, "all nine tools");
+        for (tool, args) in cases {
+            let c = if tool.contains("_my_") { &cu } else { &ca };
+            for a in args {
+                let r = call(c, tool, a.clone()).await;
+                assert_eq!(r.is_error, Some(true), "[{}] {tool} {a}: {r:?}", db.label);
+                let text = &r.content[0].as_text().unwrap().text;
+                let body: Value =
+                    serde_json::from_str(text).unwrap_or_else(|_| panic!("{tool} {a}: {text}"));
+                assert_eq!(
+                    body["error"]["code"], "invalid_argument",
+                    "{tool} {a}: {text}"
+                );
+                let message = body["error"]["message"].as_str().unwrap();
+                let named = a
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .any(|k| message.contains(k.as_str()));
+                assert!(named, "{tool} {a}: the message names the field: {message}");
+            }
+        }
+        assert_eq!(
+            s.app.store.balance("ops").await.unwrap(),
+            ops_before,
+            "[{}] nothing charged",
+            db.label
+        );
+        assert_eq!(
+            s.app.store.balance("alice").await.unwrap(),
+            alice_before,
+            "[{}]",
+            db.label
+        );
+        assert_eq!(
+            s.app
+                .core
+                .summary_for(&account("alice"))
+                .await
+                .unwrap()
+                .stats
+                .clicks,
+            clicks_before,
+            "[{}] no click recorded",
+            db.label
+        );
+        let d = s
+            .app
+            .core
+            .referral_detail(referral_mcp::core::types::AttributionId::parse("id", held).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            d.referral.status.as_str(),
+            "review_required",
+            "[{}]",
+            db.label
+        );
+        assert!(
+            d.audit_trail
+                .iter()
+                .all(|a| a.action != "approved" && a.action != "rejected")
+        );
+        ca.cancel().await.unwrap();
+        cu.cancel().await.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn tools_list_depends_on_scopes_and_server_filters() {
     for db in databases().await {
         let s = serve(

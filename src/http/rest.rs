@@ -122,13 +122,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for J<T> {
         } else {
             &bytes
         };
-        serde_json::from_slice(text).map(J).map_err(|e| {
-            if e.is_data() {
-                ApiError::Unprocessable(format!("invalid body: {e}"))
-            } else {
-                ApiError::BadRequest(format!("body is not valid JSON: {e}"))
-            }
-        })
+        let mut de = serde_json::Deserializer::from_slice(text);
+        serde_path_to_error::deserialize(&mut de)
+            .map(J)
+            .map_err(|e| {
+                if e.inner().is_data() {
+                    ApiError::Unprocessable(format!("invalid body: {e}"))
+                } else {
+                    ApiError::BadRequest(format!("body is not valid JSON: {}", e.inner()))
+                }
+            })
     }
 }
 

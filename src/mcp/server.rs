@@ -305,18 +305,20 @@ enum Backend {
 
 /// Why remote arguments were refused before forwarding.
 enum Refused {
-    Shape(serde_json::Error),
+    Shape(serde_path_to_error::Error<serde_json::Error>),
     Value(Error),
 }
 
+/// Parses with the failing field's path in the message (`limit: invalid type: …`).
 fn shaped<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, Refused> {
-    serde_json::from_value(v.clone()).map_err(Refused::Shape)
+    serde_path_to_error::deserialize(v.clone()).map_err(Refused::Shape)
 }
 
-/// Remote mode checks arguments exactly as a local server would before spending a
-/// round trip, so bad input reads the same in both modes.
-fn check_args(op: Operation, v: &serde_json::Value) -> Result<(), Refused> {
-    let now = chrono::Utc::now().timestamp();
+/// Arguments are checked before any tool runs, the same way in local and remote mode:
+/// a wrong shape (unknown field, wrong type) and a bad value both come back as an
+/// `invalid_argument` tool error naming the field, and remote mode spends no round trip
+/// on them. (The tools parse again; this is the gate, they are the authority.)
+fn check_args(op: Operation, v: &serde_json::Value, now: i64) -> Result<(), Refused> {
     let domain = match op {
         Operation::ListReferrals => shaped::<ListReferralsArgs>(v)?.into_query().map(drop),
         Operation::GetReferral => shaped::<ReferralIdArgs>(v)?.id().map(drop),
@@ -419,18 +421,6 @@ impl ReferralServer {
         ct: &tokio_util::sync::CancellationToken,
     ) -> Result<CallToolResult, McpError> {
         let args = serde_json::Value::Object(req.arguments.unwrap_or_default());
-        match check_args(op, &args) {
-            Err(Refused::Shape(e)) => {
-                return Ok(error_result(
-                    "invalid_argument",
-                    &format!("invalid arguments: {e}"),
-                    None,
-                    None,
-                ));
-            }
-            Err(Refused::Value(e)) => return Ok(tool_error(&e)),
-            Ok(()) => {}
-        }
         let serde_json::Value::Object(args) = args else {
             return Err(McpError::invalid_params(
                 "arguments must be an object",
@@ -733,6 +723,26 @@ impl ServerHandler for ReferralServer {
                 ),
                 None,
             ));
+        }
+        if let Some(op) = op {
+            let now = match &self.backend {
+                Backend::Local(app) => app.core.clock().now(),
+                Backend::Remote(_) => chrono::Utc::now().timestamp(),
+            };
+            let args = serde_json::Value::Object(req.arguments.clone().unwrap_or_default());
+            match check_args(op, &args, now) {
+                Err(Refused::Shape(e)) => {
+                    return Ok(error_result(
+                        "invalid_argument",
+                        &format!("invalid arguments: {e}"),
+                        None,
+                        None,
+                    )
+                    .into());
+                }
+                Err(Refused::Value(e)) => return Ok(tool_error(&e).into()),
+                Ok(()) => {}
+            }
         }
         if let (Backend::Remote(api), Some(op)) = (&self.backend, op) {
             let ct = ctx.ct.clone();
