@@ -2,7 +2,7 @@
 
 use sqlx::{FromRow, Row};
 
-use super::{Result, Store};
+use super::{Dialect, Result, Store};
 
 /// A sanitized click ready to store (see `core::click`).
 #[derive(Debug, Clone)]
@@ -35,26 +35,28 @@ const DEDUPE_WINDOW_SECS: i64 = 3600;
 
 /// Stores a click and bumps the counters in the caller's transaction. Returns whether
 /// the click counts as unique: not a bot, and the first of this visitor on this code
-/// within the hour.
-async fn insert_click(conn: &mut sqlx::AnyConnection, c: &NewClick) -> Result<bool> {
-    // Touching the account row first serializes clicks on one code (a row lock on
-    // PostgreSQL), so the duplicate check below sees every earlier click.
-    sqlx::query("UPDATE accounts SET clicks_total = clicks_total + 1 WHERE id = $1")
-        .bind(&c.referrer_account)
-        .execute(&mut *conn)
-        .await?;
-    let seen: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM clicks WHERE code = $1 AND ip_hash = $2 AND created_at > $3",
-    )
-    .bind(&c.code)
-    .bind(&c.ip_hash)
-    .bind(c.at - DEDUPE_WINDOW_SECS)
-    .fetch_one(&mut *conn)
-    .await?;
-    let unique = !c.is_bot && seen == 0;
-    sqlx::query(
+/// within the hour. Three statements on SQLite (each is a round trip to its worker
+/// thread); on PostgreSQL the account row is touched first, so that its row lock
+/// serializes clicks on one code and the duplicate check sees every earlier click.
+async fn insert_click(
+    conn: &mut sqlx::AnyConnection,
+    c: &NewClick,
+    lock_first: bool,
+) -> Result<bool> {
+    if lock_first {
+        sqlx::query("UPDATE accounts SET clicks_total = clicks_total + 1 WHERE id = $1")
+            .bind(&c.referrer_account)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let unique: i64 = sqlx::query_scalar(
         "INSERT INTO clicks (public_id, code, referrer_account, campaign, landing_path, utm_source, utm_medium, utm_campaign, utm_term, utm_content, referrer_host, ua_family, is_bot, ip_hash, is_unique, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                 CASE WHEN $13 = 0 AND NOT EXISTS (
+                     SELECT 1 FROM clicks WHERE code = $2 AND ip_hash = $14 AND created_at > $15
+                 ) THEN 1 ELSE 0 END,
+                 $16)
+         RETURNING is_unique",
     )
     .bind(&c.public_id)
     .bind(&c.code)
@@ -70,10 +72,27 @@ async fn insert_click(conn: &mut sqlx::AnyConnection, c: &NewClick) -> Result<bo
     .bind(&c.ua_family)
     .bind(i64::from(c.is_bot))
     .bind(&c.ip_hash)
-    .bind(i64::from(unique))
+    .bind(c.at - DEDUPE_WINDOW_SECS)
     .bind(c.at)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
+    let unique = unique == 1;
+    if lock_first {
+        if unique {
+            sqlx::query("UPDATE accounts SET clicks_unique = clicks_unique + 1 WHERE id = $1")
+                .bind(&c.referrer_account)
+                .execute(&mut *conn)
+                .await?;
+        }
+    } else {
+        sqlx::query(
+            "UPDATE accounts SET clicks_total = clicks_total + 1, clicks_unique = clicks_unique + $2 WHERE id = $1",
+        )
+        .bind(&c.referrer_account)
+        .bind(i64::from(unique))
+        .execute(&mut *conn)
+        .await?;
+    }
     sqlx::query(
         "INSERT INTO click_daily (day, campaign, total, unique_count, bots) VALUES ($1, $2, 1, $3, $4)
          ON CONFLICT (day, campaign) DO UPDATE SET total = click_daily.total + 1,
@@ -86,22 +105,14 @@ async fn insert_click(conn: &mut sqlx::AnyConnection, c: &NewClick) -> Result<bo
     .bind(i64::from(c.is_bot))
     .execute(&mut *conn)
     .await?;
-    if unique {
-        sqlx::query("UPDATE accounts SET clicks_unique = clicks_unique + 1 WHERE id = $1")
-            .bind(&c.referrer_account)
-            .execute(&mut *conn)
-            .await?;
-    }
     Ok(unique)
 }
 
 impl Store {
-    /// Stores a click and bumps the counters in the same transaction. Returns whether the
-    /// click counts as unique: not a bot, and the first of this visitor on this code within
-    /// the hour.
     /// Stores a click (see [`insert_click`]); on SQLite in a group commit.
     pub async fn insert_click(&self, c: NewClick) -> Result<bool> {
-        self.write_tx(move |conn| Box::pin(async move { insert_click(conn, &c).await }))
+        let lock_first = self.dialect == Dialect::Postgres;
+        self.write_tx(move |conn| Box::pin(async move { insert_click(conn, &c, lock_first).await }))
             .await
     }
 
