@@ -145,6 +145,14 @@ fn path_id(raw: &str) -> Result<i64, Error> {
 type Reply<T> = Result<Json<T>, ApiError>;
 
 // ---- handlers ------------------------------------------------------------------------
+//
+// Each: authorize (before any argument is looked at), then parse and call the core in one
+// block whose error, whichever step failed, becomes the problem document.
+
+/// The core's answer as JSON, or its error as a problem document for `op`.
+fn reply<T>(op: Operation, r: Result<T, Error>) -> Reply<T> {
+    r.map(Json).map_err(ApiError::during(op))
+}
 
 async fn list(
     State(st): State<HttpState>,
@@ -153,14 +161,10 @@ async fn list(
 ) -> Reply<ReferralPage> {
     let op = Operation::ListReferrals;
     let p = auth.allow(op)?;
-    let query = q.0.into_query().map_err(ApiError::during(op))?;
-    Ok(Json(
-        st.app
-            .core
-            .list_referrals(p, query)
-            .await
-            .map_err(ApiError::during(op))?,
-    ))
+    reply(
+        op,
+        async { st.app.core.list_referrals(p, q.0.into_query()?).await }.await,
+    )
 }
 
 async fn get_one(
@@ -170,18 +174,14 @@ async fn get_one(
 ) -> Reply<ReferralDetail> {
     let op = Operation::GetReferral;
     let p = auth.allow(op)?;
-    let id = ReferralIdArgs {
-        id: path_id(&id).map_err(ApiError::during(op))?,
-    }
-    .id()
-    .map_err(ApiError::during(op))?;
-    Ok(Json(
-        st.app
-            .core
-            .get_referral(p, id)
-            .await
-            .map_err(ApiError::during(op))?,
-    ))
+    reply(
+        op,
+        async {
+            let id = ReferralIdArgs { id: path_id(&id)? }.id()?;
+            st.app.core.get_referral(p, id).await
+        }
+        .await,
+    )
 }
 
 /// Body of `POST /admin/referrals/{id}/approve` (may be empty).
@@ -213,21 +213,18 @@ async fn approve(
 ) -> Reply<ReferralView> {
     let op = Operation::ApproveReferral;
     let p = auth.allow(op)?;
-    let id = path_id(&id).map_err(ApiError::during(op))?;
-    let (id, note) = ApproveArgs {
-        id,
-        note: body.note,
-    }
-    .parse()
-    .map_err(ApiError::during(op))?;
-    Ok(Json(
-        st.app
-            .core
-            .approve_referral(p, id, note)
-            .await
-            .map_err(ApiError::during(op))?
-            .referral,
-    ))
+    reply(
+        op,
+        async {
+            let (id, note) = ApproveArgs {
+                id: path_id(&id)?,
+                note: body.note,
+            }
+            .parse()?;
+            Ok(st.app.core.approve_referral(p, id, note).await?.referral)
+        }
+        .await,
+    )
 }
 
 async fn reject(
@@ -238,22 +235,19 @@ async fn reject(
 ) -> Reply<ReferralView> {
     let op = Operation::RejectReferral;
     let p = auth.allow(op)?;
-    let id = path_id(&id).map_err(ApiError::during(op))?;
-    let (id, req) = RejectArgs {
-        id,
-        reason: body.reason,
-        note: body.note,
-    }
-    .parse()
-    .map_err(ApiError::during(op))?;
-    Ok(Json(
-        st.app
-            .core
-            .reject_referral(p, id, req)
-            .await
-            .map_err(ApiError::during(op))?
-            .referral,
-    ))
+    reply(
+        op,
+        async {
+            let args = RejectArgs {
+                id: path_id(&id)?,
+                reason: body.reason,
+                note: body.note,
+            };
+            let (id, req) = args.parse()?;
+            Ok(st.app.core.reject_referral(p, id, req).await?.referral)
+        }
+        .await,
+    )
 }
 
 /// A REST recover runs to its limit; a client that disconnects drops the request, and
@@ -265,29 +259,31 @@ async fn recover(
 ) -> Reply<RecoverReport> {
     let op = Operation::RecoverGrants;
     let p = auth.allow(op)?;
-    let req = a.parse().map_err(ApiError::during(op))?;
     let never = CancellationToken::new();
-    let report = st.app.core.recover_grants(p, req, &|_| {}, &never).await;
-    Ok(Json(report.map_err(ApiError::during(op))?))
+    reply(
+        op,
+        async {
+            st.app
+                .core
+                .recover_grants(p, a.parse()?, &|_| {}, &never)
+                .await
+        }
+        .await,
+    )
 }
 
 async fn stats(State(st): State<HttpState>, auth: Auth, q: Q<StatsArgs>) -> Reply<StatsView> {
     let op = Operation::GetStats;
     let p = auth.allow(op)?;
-    let query =
-        q.0.parse(st.app.core.clock().now())
-            .map_err(ApiError::during(op))?;
-    Ok(Json(
-        st.app
-            .core
-            .get_stats(p, query)
-            .await
-            .map_err(ApiError::during(op))?,
-    ))
+    let now = st.app.core.clock().now();
+    reply(
+        op,
+        async { st.app.core.get_stats(p, q.0.parse(now)?).await }.await,
+    )
 }
 
-/// The visitor's IP is the TCP peer's: put a proxy in front that sets nothing we trust,
-/// and rate limits and unique counts are per proxy. See the README on deployment.
+/// The visitor's IP is the TCP peer's: behind a proxy, rate limits and unique counts are
+/// per proxy address (see the README's security notes).
 async fn click(
     State(st): State<HttpState>,
     auth: Auth,
@@ -296,26 +292,16 @@ async fn click(
 ) -> Reply<ClickReceipt> {
     let op = Operation::CaptureClick;
     let p = auth.allow(op)?;
-    let req = a.parse(ip).map_err(ApiError::during(op))?;
-    Ok(Json(
-        st.app
-            .core
-            .capture_click(p, req)
-            .await
-            .map_err(ApiError::during(op))?,
-    ))
+    reply(
+        op,
+        async { st.app.core.capture_click(p, a.parse(ip)?).await }.await,
+    )
 }
 
 async fn me(State(st): State<HttpState>, auth: Auth, _q: Q<NoArgs>) -> Reply<MySummary> {
     let op = Operation::MySummary;
     let p = auth.allow(op)?;
-    Ok(Json(
-        st.app
-            .core
-            .my_summary(p)
-            .await
-            .map_err(ApiError::during(op))?,
-    ))
+    reply(op, st.app.core.my_summary(p).await)
 }
 
 async fn my_events(
@@ -325,14 +311,10 @@ async fn my_events(
 ) -> Reply<MyEventsPage> {
     let op = Operation::MyEvents;
     let p = auth.allow(op)?;
-    let query = q.0.parse().map_err(ApiError::during(op))?;
-    Ok(Json(
-        st.app
-            .core
-            .my_events(p, query)
-            .await
-            .map_err(ApiError::during(op))?,
-    ))
+    reply(
+        op,
+        async { st.app.core.my_events(p, q.0.parse()?).await }.await,
+    )
 }
 
 async fn signup(
@@ -342,14 +324,10 @@ async fn signup(
 ) -> Reply<SignupOutcome> {
     let op = Operation::IngestSignup;
     let p = auth.allow(op)?;
-    let ev = a.parse().map_err(ApiError::during(op))?;
-    Ok(Json(
-        st.app
-            .core
-            .ingest_signup(p, ev)
-            .await
-            .map_err(ApiError::during(op))?,
-    ))
+    reply(
+        op,
+        async { st.app.core.ingest_signup(p, a.parse()?).await }.await,
+    )
 }
 
 async fn qualify(
@@ -359,14 +337,10 @@ async fn qualify(
 ) -> Reply<QualifyOutcome> {
     let op = Operation::IngestQualification;
     let p = auth.allow(op)?;
-    let ev = a.parse().map_err(ApiError::during(op))?;
-    Ok(Json(
-        st.app
-            .core
-            .ingest_qualification(p, ev)
-            .await
-            .map_err(ApiError::during(op))?,
-    ))
+    reply(
+        op,
+        async { st.app.core.ingest_qualification(p, a.parse()?).await }.await,
+    )
 }
 
 /// Who a credential belongs to. Free: remote mode calls it at start-up to check the
