@@ -4,11 +4,14 @@
 
 use clap::Parser;
 use referral_mcp::cli::{Cli, run};
+use tracing::Level;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, filter};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    // The demo simulates a billing outage on purpose; its warnings would only be noise.
     let default_level = match cli.command {
         referral_mcp::cli::Command::Demo { .. } | referral_mcp::cli::Command::Catalog { .. } => {
             "error"
@@ -17,15 +20,28 @@ async fn main() -> std::process::ExitCode {
         referral_mcp::cli::Command::Serve(_) => "info",
         _ => "warn",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("REFERRAL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter);
+    let filter =
+        EnvFilter::try_from_env("REFERRAL_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    // Seeding demo data simulates a billing outage on purpose: the failed grants it
+    // causes are not worth a warning.
+    let not_demo_noise = filter::dynamic_filter_fn(|meta, cx| {
+        *meta.level() < Level::WARN
+            || !cx
+                .lookup_current()
+                .is_some_and(|s| s.scope().any(|s| s.name() == "demo_seed"))
+    });
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
     if cli.global.log_json {
-        logs.json().with_current_span(true).init();
+        registry
+            .with(
+                logs.json()
+                    .with_current_span(true)
+                    .with_filter(not_demo_noise),
+            )
+            .init();
     } else {
-        logs.init();
+        registry.with(logs.with_filter(not_demo_noise)).init();
     }
     match run(&cli.global, cli.command).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
