@@ -10,10 +10,7 @@ use super::error::Error;
 
 /// A random, unguessable identifier: `prefix` followed by 24 hex digits (96 bits).
 pub fn random_id(prefix: &str) -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 12];
-    rand::rng().fill_bytes(&mut b);
-    format!("{prefix}{}", hex::encode(b))
+    IdSource::default().random_id(prefix)
 }
 
 /// Where new click ids and referral codes come from: the thread's OS-seeded RNG, or a
