@@ -155,38 +155,9 @@ async fn call_mcp(site: &Site, op: Operation, args: &Value) -> Result<Value> {
         .with_context(|| format!("{} returned no structured content", op.name()))
 }
 
-/// The REST request of an example: method, path with query, JSON body.
-fn rest_request(e: &Endpoint, args: &Value) -> (String, Option<Value>) {
-    let mut rest = args.as_object().cloned().unwrap_or_default();
-    let mut path = e.path.to_owned();
-    if let Some(id) = rest.remove("id") {
-        path = path.replace("{id}", &id.to_string());
-    }
-    match e.input {
-        Input::Query => {
-            let query: Vec<String> = rest
-                .iter()
-                .map(|(k, v)| match v {
-                    Value::String(s) => format!("{k}={}", url_encode(s)),
-                    other => format!("{k}={other}"),
-                })
-                .collect();
-            if !query.is_empty() {
-                path = format!("{path}?{}", query.join("&"));
-            }
-            (path, None)
-        }
-        Input::Body => (path, Some(Value::Object(rest))),
-    }
-}
-
-fn url_encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
 async fn call_rest(site: &Site, op: Operation, args: &Value) -> Result<(u16, Value)> {
     let e = endpoint(op).context("no REST route")?;
-    let (path, body) = rest_request(e, args);
+    let (path, body) = e.request(args.as_object().context("example arguments")?);
     let http = reqwest::Client::new();
     let method = reqwest::Method::from_bytes(e.method.as_bytes())?;
     let mut req = http.request(method, format!("{}{path}", site.base));
@@ -202,7 +173,8 @@ async fn call_rest(site: &Site, op: Operation, args: &Value) -> Result<(u16, Val
 }
 
 fn curl(e: &Endpoint, op: Operation, args: &Value) -> String {
-    let (path, body) = rest_request(e, args);
+    let empty = serde_json::Map::new();
+    let (path, body) = e.request(args.as_object().unwrap_or(&empty));
     let mut s = format!("curl -s -X {} '{BASE}{path}'", e.method);
     match op.access() {
         Access::Public => {}

@@ -3,6 +3,7 @@
 //! it, and a test checks that every row answers on the real router.
 
 use rmcp::schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde_json::{Map, Value};
 
 use crate::auth::Operation;
 use crate::core::views::*;
@@ -180,6 +181,46 @@ pub static ENDPOINTS: &[Endpoint] = &[
         errors: &[401],
     },
 ];
+
+impl Endpoint {
+    /// The REST request a tool call becomes: the path with `{id}` filled in and, for a
+    /// query route, the other arguments as a query string (nulls left out); for a body
+    /// route, the other arguments as the JSON body.
+    pub fn request(&self, args: &Map<String, Value>) -> (String, Option<Value>) {
+        let mut rest = args.clone();
+        let mut path = self.path.to_owned();
+        if path.contains("{id}")
+            && let Some(id) = rest.remove("id")
+        {
+            path = path.replace("{id}", &scalar(&id));
+        }
+        match self.input {
+            Input::Body => (path, Some(Value::Object(rest))),
+            Input::Query => {
+                let query = url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(
+                        rest.iter()
+                            .filter(|(_, v)| !v.is_null())
+                            .map(|(k, v)| (k, scalar(v))),
+                    )
+                    .finish();
+                if query.is_empty() {
+                    (path, None)
+                } else {
+                    (format!("{path}?{query}"), None)
+                }
+            }
+        }
+    }
+}
+
+/// A JSON value as it goes into a path or query string: strings without their quotes.
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
 
 pub fn endpoint(op: Operation) -> Option<&'static Endpoint> {
     ENDPOINTS.iter().find(|e| e.op == Some(op))

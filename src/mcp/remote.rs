@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::auth::{Credentials, Operation};
-use crate::http::endpoints::{Input, endpoint};
+use crate::http::endpoints::endpoint;
 use crate::http::problem::Problem;
 use crate::http::rest::WhoAmI;
 
@@ -61,58 +61,32 @@ impl RemoteApi {
 
     /// Checks the credential; free on the server.
     pub async fn whoami(&self) -> Result<WhoAmI, RemoteError> {
-        let v = self.send("GET", "/auth/whoami", Map::new(), None).await?;
+        let v = self.send("GET", "/auth/whoami", None).await?;
         serde_json::from_value(v).map_err(|e| RemoteError::Transport(e.to_string()))
     }
 
-    /// Runs `op` with a tool's arguments: `id` goes into the path, the rest into the
-    /// query string (GET) or the JSON body (POST).
+    /// Runs `op` with a tool's arguments, as the endpoint table maps them to a request.
     pub async fn call(
         &self,
         op: Operation,
-        mut args: Map<String, Value>,
+        args: &Map<String, Value>,
     ) -> Result<Value, RemoteError> {
         let e = endpoint(op)
             .ok_or_else(|| RemoteError::Transport(format!("{} has no REST route", op.name())))?;
-        let mut path = e.path.to_owned();
-        if path.contains("{id}") {
-            let id = args.remove("id").map(|v| v.to_string()).unwrap_or_default();
-            path = path.replace("{id}", id.trim_matches('"'));
-        }
-        match e.input {
-            Input::Query => self.send(e.method, &path, args, None).await,
-            Input::Body => {
-                self.send(e.method, &path, Map::new(), Some(Value::Object(args)))
-                    .await
-            }
-        }
+        let (path, body) = e.request(args);
+        self.send(e.method, &path, body).await
     }
 
     async fn send(
         &self,
         method: &str,
         path: &str,
-        query: Map<String, Value>,
         body: Option<Value>,
     ) -> Result<Value, RemoteError> {
-        let mut url = self
+        let url = self
             .base
             .join(path.trim_start_matches('/'))
             .map_err(|e| RemoteError::Transport(e.to_string()))?;
-        if !query.is_empty() {
-            let mut pairs = url.query_pairs_mut();
-            for (k, v) in &query {
-                match v {
-                    Value::Null => {}
-                    Value::String(s) => {
-                        pairs.append_pair(k, s);
-                    }
-                    other => {
-                        pairs.append_pair(k, &other.to_string());
-                    }
-                }
-            }
-        }
         let method = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|e| RemoteError::Transport(e.to_string()))?;
         let mut req = self.http.request(method, url);

@@ -420,17 +420,11 @@ impl ReferralServer {
         req: CallToolRequestParams,
         ct: &tokio_util::sync::CancellationToken,
     ) -> Result<CallToolResult, McpError> {
-        let args = serde_json::Value::Object(req.arguments.unwrap_or_default());
-        let serde_json::Value::Object(args) = args else {
-            return Err(McpError::invalid_params(
-                "arguments must be an object",
-                None,
-            ));
-        };
+        let args = req.arguments.unwrap_or_default();
         // Cancelling drops the request; for recover, the deployment keeps what it
         // granted and a later run picks up the rest.
         let out = tokio::select! {
-            r = api.call(op, args) => r,
+            r = api.call(op, &args) => r,
             _ = ct.cancelled() => return Ok(error_result(
                 "cancelled", "the call was cancelled before the deployment answered", None, None,
             )),
