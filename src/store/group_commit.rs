@@ -77,6 +77,15 @@ async fn exec(conn: &mut AnyConnection, sql: &'static str) -> std::result::Resul
         .map_err(|e| e.to_string())
 }
 
+/// Commits; if that fails, rolls back so the connection is clean for the next group.
+async fn commit(conn: &mut AnyConnection) -> std::result::Result<(), String> {
+    let out = exec(conn, "COMMIT").await;
+    if out.is_err() {
+        let _ = exec(conn, "ROLLBACK").await;
+    }
+    out
+}
+
 async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
@@ -89,36 +98,28 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
         let mut conn = match pool.acquire().await {
             Ok(c) => c,
             Err(e) => {
-                fail_all(group, &e.to_string()).await;
+                fail_all(group, &e.to_string());
                 continue;
             }
         };
         if let Err(e) = exec(&mut conn, "BEGIN IMMEDIATE").await {
-            fail_all(group, &e).await;
+            fail_all(group, &e);
             continue;
         }
         if group.len() == 1
             && let Some(job) = group.pop()
         {
-            // Alone: no savepoint needed; a failed piece rolls back the transaction.
-            {
-                let (ok, deliver) = job(&mut conn).await;
-                let outcome = if ok {
-                    match exec(&mut conn, "COMMIT").await {
-                        Ok(()) => Ok(()),
-                        Err(e) => {
-                            let _ = exec(&mut conn, "ROLLBACK").await;
-                            Err(e)
-                        }
-                    }
-                } else {
-                    // The piece's own error is its answer.
-                    let _ = exec(&mut conn, "ROLLBACK").await;
-                    Ok(())
-                };
-                drop(conn);
-                deliver(outcome);
-            }
+            // Alone: no savepoint needed; a failed piece rolls back the transaction and
+            // its own error is its answer.
+            let (ok, deliver) = job(&mut conn).await;
+            let outcome = if ok {
+                commit(&mut conn).await
+            } else {
+                let _ = exec(&mut conn, "ROLLBACK").await;
+                Ok(())
+            };
+            drop(conn);
+            deliver(outcome);
             continue;
         }
         let mut delivers = Vec::with_capacity(group.len());
@@ -153,13 +154,7 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
                 let _ = exec(&mut conn, "ROLLBACK").await;
                 Err(e)
             }
-            None => match exec(&mut conn, "COMMIT").await {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    let _ = exec(&mut conn, "ROLLBACK").await;
-                    Err(e)
-                }
-            },
+            None => commit(&mut conn).await,
         };
         drop(conn);
         for d in delivers {
@@ -168,8 +163,8 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// Answers every job of a group that could not start: each learns the error.
-async fn fail_all(group: Vec<Job>, why: &str) {
+/// Answers every job of a group that could not start: each learns of a failure.
+fn fail_all(group: Vec<Job>, why: &str) {
     // A job only delivers after running, and running needs a connection we do not have;
     // dropping the job drops its sender, which the writer reads as "closed".
     tracing::error!(error = why, "group commit could not start a transaction");
