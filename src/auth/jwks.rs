@@ -15,7 +15,6 @@ use crate::core::error::Error;
 struct Cache {
     keys: HashMap<String, DecodingKey>,
     fetched: Option<Instant>,
-    fetches: u64,
 }
 
 pub struct Jwks {
@@ -44,14 +43,8 @@ impl Jwks {
             cache: Mutex::new(Cache {
                 keys: HashMap::new(),
                 fetched: None,
-                fetches: 0,
             }),
         })
-    }
-
-    /// How many times the key set was fetched (for operators and tests).
-    pub async fn fetches(&self) -> u64 {
-        self.cache.lock().await.fetches
     }
 
     /// The key for `kid`, fetching the set when it is unknown and the last fetch is old
@@ -66,7 +59,6 @@ impl Jwks {
             .is_none_or(|t| t.elapsed() >= self.min_refresh);
         if stale {
             cache.fetched = Some(Instant::now());
-            cache.fetches += 1;
             match self.fetch().await {
                 Ok(keys) => cache.keys = keys,
                 Err(e) => tracing::warn!(url = %self.url, error = %e, "JWKS fetch failed"),
