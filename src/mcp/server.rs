@@ -311,7 +311,7 @@ enum Refused {
 
 /// Parses with the failing field's path in the message (`limit: invalid type: …`).
 fn shaped<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, Refused> {
-    serde_path_to_error::deserialize(v.clone()).map_err(Refused::Shape)
+    serde_path_to_error::deserialize(v).map_err(Refused::Shape)
 }
 
 /// Arguments are checked before any tool runs, the same way in local and remote mode:
