@@ -146,12 +146,7 @@ async fn bad_arguments_are_clear_tool_errors_and_change_nothing() {
             "[{}] nothing charged",
             db.label
         );
-        let d = s
-            .app
-            .core
-            .referral_detail(referral_mcp::core::types::AttributionId::parse("id", held).unwrap())
-            .await
-            .unwrap();
+        let d = detail(&s.app, held).await;
         assert_eq!(
             d.referral.status.as_str(),
             "review_required",
@@ -310,12 +305,7 @@ async fn every_tool_refuses_unknown_fields_wrong_types_and_out_of_range_values()
             "[{}] no click recorded",
             db.label
         );
-        let d = s
-            .app
-            .core
-            .referral_detail(referral_mcp::core::types::AttributionId::parse("id", held).unwrap())
-            .await
-            .unwrap();
+        let d = detail(&s.app, held).await;
         assert_eq!(
             d.referral.status.as_str(),
             "review_required",

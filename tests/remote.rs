@@ -141,12 +141,7 @@ async fn remote_mode_gives_the_same_answers_as_local_mode() {
         )
         .await;
         assert_ne!(r.is_error, Some(true), "{r:?}");
-        let detail = s
-            .app
-            .core
-            .referral_detail(referral_mcp::core::types::AttributionId::parse("id", held).unwrap())
-            .await
-            .unwrap();
+        let detail = detail(&s.app, held).await;
         assert_eq!(detail.referral.status.as_str(), "attributed");
         assert!(detail.audit_trail.iter().any(|a| a.action == "approved"));
         local.cancel().await.unwrap();

@@ -321,6 +321,14 @@ pub async fn serve_with(_db: &TestDb, opts: HttpOptions, cfg: Config) -> Served 
 
 /// Seeds: alice referred bob (rewarded), carol (held: disposable e-mail), dave (pending
 /// grant). Returns the held referral id.
+/// One referral as the core sees it now (no metering), to check what a call changed.
+pub async fn detail(app: &App, id: i64) -> referral_mcp::core::views::ReferralDetail {
+    app.core
+        .referral_detail(referral_mcp::core::types::AttributionId::parse("id", id).unwrap())
+        .await
+        .unwrap()
+}
+
 pub async fn seed(app: &App) -> i64 {
     let core = &app.core;
     let code = register(core, "alice", "alice@example.com", "198.51.100.1").await;
