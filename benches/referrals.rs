@@ -15,16 +15,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use referral_mcp::auth::{Principal, ScopeSet, Via};
 use referral_mcp::billing::LedgerSink;
+use referral_mcp::cli::{HttpOptions, router};
 use referral_mcp::config::{App, Config};
+use referral_mcp::core::access::{Principal, ScopeSet, Via};
 use referral_mcp::core::click::RawClick;
 use referral_mcp::core::clock::Clock;
 use referral_mcp::core::types::{AccountId, AttributionStatus, Limit, ReferralCode};
 use referral_mcp::core::{
     ClickRequest, ListQuery, RecoverRequest, Referrals, Settings, StatsQuery,
 };
-use referral_mcp::http::{HttpOptions, router};
 use referral_mcp::store::Store;
 use tokio_util::sync::CancellationToken;
 

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use base64::Engine;
 use rand::RngCore;
 
-use crate::auth::{Authenticator, Jwks, JwtConfig, Operation};
-use crate::billing::{CreditSink, HttpSink, LedgerSink, RetryPolicy};
+use crate::auth::{Authenticator, Jwks, JwtConfig};
+use crate::billing::{HttpSink, LedgerSink, RetryPolicy};
+use crate::core::access::Operation;
 use crate::core::clock::Clock;
+use crate::core::sink::CreditSink;
 use crate::core::{Referrals, Settings};
 use crate::store::Store;
 

@@ -3,6 +3,7 @@
 //! `core` is the domain (no transport), `store` its SQLite/PostgreSQL storage, `auth` the
 //! credentials and scopes, `billing` the credit sinks.
 
+pub mod api;
 pub mod auth;
 pub mod billing;
 pub mod cli;

@@ -3,9 +3,8 @@
 mod common;
 
 use common::*;
-use referral_mcp::auth::{
-    Authenticator, Credentials, JwtConfig, Operation, Scope, ScopeSet, authorize,
-};
+use referral_mcp::auth::{Authenticator, Credentials, JwtConfig};
+use referral_mcp::core::access::{Operation, Scope, ScopeSet, authorize};
 
 #[tokio::test]
 async fn a_key_works_until_revoked_and_carries_only_its_scopes() {

@@ -11,7 +11,8 @@ use axum::Json;
 use axum::extract::State;
 use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use referral_mcp::auth::{Authenticator, Claims, Credentials, Jwks, JwtConfig, Via};
+use referral_mcp::auth::{Authenticator, Claims, Credentials, Jwks, JwtConfig};
+use referral_mcp::core::access::Via;
 use referral_mcp::store::Store;
 use serde_json::{Value, json};
 

@@ -6,8 +6,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::*;
-use referral_mcp::auth::{Scope, ScopeSet};
-use referral_mcp::http::HttpOptions;
+use referral_mcp::cli::HttpOptions;
+use referral_mcp::core::access::{Scope, ScopeSet};
 use referral_mcp::mcp::ToolFilter;
 use rmcp::model::*;
 use rmcp::service::{NotificationContext, RunningService};
@@ -500,12 +500,31 @@ async fn http_refuses_missing_bad_and_insufficient_credentials_and_foreign_hosts
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 403);
-    let www = r.headers()["www-authenticate"].to_str().unwrap();
+    // A tool the key's scopes do not allow is a tool error the agent can read, inside a
+    // 200: an HTTP 403 would end the session of clients that raise on the status.
+    assert_eq!(r.status(), 200, "a refused tool call keeps the session");
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    let text = answer["result"]["content"][0]["text"].as_str().unwrap();
+    let err: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(err["error"]["code"], "forbidden", "{err}");
     assert!(
-        www.contains("error=\"insufficient_scope\"") && www.contains("scope=\"referrals:review\""),
-        "{www}"
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("referrals:review"),
+        "{err}"
     );
+    // ...and the same credential goes on working for what it may do.
+    let list = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "list_referrals", "arguments": {}}});
+    let r = post(list)
+        .header("x-api-key", &key.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["result"]["isError"], false, "{answer}");
 
     let r = post(body.clone())
         .header("x-api-key", &key.key)

@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use referral_mcp::auth::ScopeSet;
+use referral_mcp::cli::HttpOptions;
 use referral_mcp::config::{App, Config};
+use referral_mcp::core::access::ScopeSet;
 use referral_mcp::core::clock::Clock;
 use referral_mcp::core::types::RewardStatus;
-use referral_mcp::http::HttpOptions;
 use rmcp::model::*;
 use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
 use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};

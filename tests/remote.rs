@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use referral_mcp::auth::ScopeSet;
-use referral_mcp::http::HttpOptions;
+use referral_mcp::cli::HttpOptions;
+use referral_mcp::core::access::ScopeSet;
 use rmcp::model::*;
 use rmcp::service::RunningService;
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};

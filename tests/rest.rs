@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use referral_mcp::auth::{Scope, ScopeSet};
+use referral_mcp::cli::HttpOptions;
 use referral_mcp::config::Config;
-use referral_mcp::http::HttpOptions;
+use referral_mcp::core::access::{Scope, ScopeSet};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

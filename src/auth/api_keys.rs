@@ -6,7 +6,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{Principal, ScopeSet, Via};
+use crate::core::access::{Principal, ScopeSet, Via};
 use crate::core::error::Error;
 use crate::core::types::AccountId;
 use crate::store::Store;

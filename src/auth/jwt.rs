@@ -4,7 +4,7 @@
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
 
-use super::{Principal, ScopeSet, Via};
+use crate::core::access::{Principal, ScopeSet, Via};
 use crate::core::error::Error;
 use crate::core::types::AccountId;
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{CreditSink, Grant, GrantOutcome, SinkError};
+use crate::core::sink::{CreditSink, Grant, GrantOutcome, SinkError};
 
 /// Retry and timeout policy of one sink.
 #[derive(Debug, Clone)]

@@ -1,5 +1,5 @@
-//! Where reward credits go. The core grants through a [`CreditSink`] with an idempotency
-//! key per reward side, so any number of retries credit an account at most once.
+//! Where reward credits go: the adapters of the core's [`CreditSink`] port (the local
+//! ledger here, an external billing service in [`http`]).
 
 mod http;
 
@@ -8,40 +8,8 @@ pub use http::{HttpSink, RetryPolicy};
 use async_trait::async_trait;
 
 use crate::core::clock::Clock;
+use crate::core::sink::{CreditSink, Grant, GrantOutcome, SinkError};
 use crate::store::{Store, ledger::Credit};
-
-/// One grant: `credits` to `account`, at most once per `key`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
-    pub key: String,
-    pub account: String,
-    pub credits: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GrantOutcome {
-    Granted,
-    /// The key was granted before, with the same account and amount.
-    AlreadyGranted,
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum SinkError {
-    /// Like TigerBeetle's `exists_with_different_amount`: the key exists with another
-    /// account or amount. Nothing is granted; an operator must look.
-    #[error(
-        "grant key {key} already exists with a different account or amount ({existing}); nothing granted"
-    )]
-    DifferentAmount { key: String, existing: String },
-    /// The sink could not be reached or failed; the grant may be retried.
-    #[error("billing unavailable: {0}")]
-    Unavailable(String),
-}
-
-#[async_trait]
-pub trait CreditSink: Send + Sync + 'static {
-    async fn grant(&self, grant: &Grant) -> Result<GrantOutcome, SinkError>;
-}
 
 /// The default sink: the service's own ledger, in the same database.
 #[derive(Clone)]

@@ -18,13 +18,13 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{Access, Operation};
+use super::{HttpOptions, router};
+use crate::api::endpoints::{Endpoint, Input, endpoint};
 use crate::config::{App, Config};
+use crate::core::access::{Access, Operation};
 use crate::core::clock::Clock;
 use crate::core::types::{AccountId, AttributionStatus};
 use crate::core::{ListQuery, Referrals};
-use crate::http::endpoints::{Endpoint, Input, endpoint};
-use crate::http::{HttpOptions, router};
 use crate::mcp::{ReferralServer, TOOL_NAMES};
 
 /// 2026-11-01T12:00:00Z: the examples' "now".

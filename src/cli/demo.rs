@@ -11,11 +11,12 @@ use async_trait::async_trait;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::auth::ScopeSet;
-use crate::billing::{CreditSink, Grant, GrantOutcome, LedgerSink, SinkError};
+use crate::billing::LedgerSink;
 use crate::config::{App, Config};
+use crate::core::access::ScopeSet;
 use crate::core::click::RawClick;
 use crate::core::clock::Clock;
+use crate::core::sink::{CreditSink, Grant, GrantOutcome, SinkError};
 use crate::core::text::{Email, SafeText};
 use crate::core::types::{AccountId, AttributionId, CampaignId, ReferralCode};
 use crate::core::{ClickRequest, QualifyEvent, RejectRequest, SignupEvent};

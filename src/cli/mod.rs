@@ -2,7 +2,10 @@
 
 mod catalog;
 mod demo;
+mod http_app;
 mod serve;
+
+pub use http_app::{HttpOptions, router};
 
 use std::net::IpAddr;
 
@@ -11,8 +14,8 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::ScopeSet;
 use crate::config::{App, Config, parse_prices};
+use crate::core::access::ScopeSet;
 use crate::core::text::{Email, SafeText};
 use crate::core::types::{AccountId, Limit, ReferralCode, random_id};
 use crate::core::{QualifyEvent, RecoverRequest, SignupEvent};

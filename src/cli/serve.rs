@@ -4,11 +4,10 @@ use anyhow::{Context, Result, bail};
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 
+use super::{HttpOptions, router};
 use super::{ServeArgs, StdioArgs};
-use crate::auth::{Credentials, Principal, ScopeSet, Via};
+use crate::auth::Credentials;
 use crate::config::{App, Config};
-use crate::core::types::AccountId;
-use crate::http::{HttpOptions, router};
 use crate::mcp::ReferralServer;
 use crate::mcp::remote::{RemoteApi, RemoteError};
 
@@ -102,17 +101,7 @@ pub(super) async fn remote_stdio(url: &str, args: StdioArgs) -> Result<()> {
         }
         other => anyhow::anyhow!("{other}"),
     })?;
-    let principal = Principal {
-        account: AccountId::parse("account", &me.account)?,
-        via: if me.via == "jwt" {
-            Via::Jwt { admin: me.admin }
-        } else {
-            Via::ApiKey {
-                prefix: String::new(),
-            }
-        },
-        scopes: ScopeSet::parse(&me.scopes.join(" ")).map_err(anyhow::Error::msg)?,
-    };
+    let principal = me.principal()?;
     tracing::info!(account = %principal.account, remote = url, "remote stdio session authenticated");
     let server = ReferralServer::remote(api, filter, principal);
     let running = server.serve(rmcp::transport::stdio()).await?;

@@ -1,5 +1,6 @@
 //! The support team's operations: list, inspect, approve, reject, stats.
 
+use super::access::{Operation, Principal};
 use super::clock::rfc3339;
 use super::error::Error;
 use super::lifecycle::cap_rule;
@@ -10,7 +11,6 @@ use super::views::{
     StatsView, audit_view, reason_view, referral_view,
 };
 use super::{Referrals, Result};
-use crate::auth::{Operation, Principal};
 use crate::store::referrals::Transition;
 use crate::store::{AttributionRow, ListFilter, RewardRow};
 

@@ -3,15 +3,15 @@
 
 use std::net::IpAddr;
 
+use super::access::{Operation, Principal};
 use super::click::{RawClick, hash_ip, sanitize};
 use super::error::Error;
 use super::review::{SignupFacts, signals};
+use super::sink::{Grant, GrantOutcome, SinkError};
 use super::text::{Email, SafeText};
 use super::types::{AccountId, AttributionModel, CampaignId, ReferralCode};
 use super::views::{ClickReceipt, QualifyOutcome, SignupOutcome, referral_view};
 use super::{Referrals, Result};
-use crate::auth::{Operation, Principal};
-use crate::billing::{Grant, GrantOutcome, SinkError};
 use crate::store::rewards::RewardPlan;
 use crate::store::{
     AccountRow, AttributionRow, CampaignRow, ClaimedReward, NewAttribution, NewClick,

@@ -1,11 +1,11 @@
 //! The signed-in user's own referral page and history.
 
+use super::access::{Operation, Principal};
 use super::error::Error;
 use super::text::mask_email;
 use super::types::{AccountId, AttributionStatus, CampaignId, Cursor, Limit, ReferralCode, Side};
 use super::views::{MyEvent, MyEventsPage, MyStats, MySummary, RewardSettings, reward_view};
 use super::{Referrals, Result};
-use crate::auth::{Operation, Principal};
 use crate::store::{AttributionRow, ListFilter, RewardRow};
 
 #[derive(Debug, Clone)]

@@ -5,9 +5,9 @@
 
 use std::future::Future;
 
+use super::access::{Operation, Principal, authorize};
 use super::error::Error;
 use super::{Referrals, Result};
-use crate::auth::{Operation, Principal, authorize};
 
 impl Referrals {
     /// Authorizes `principal` for `op`, charges it, runs `body`, refunds on failure.

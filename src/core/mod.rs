@@ -5,10 +5,12 @@
 //! handlers call exactly these methods. The `record_*`/`run_*` methods are the same
 //! operations for trusted local callers (CLI, demo seeding): no principal, no charge.
 
+pub mod access;
 pub mod click;
 pub mod clock;
 pub mod error;
 pub mod review;
+pub mod sink;
 pub mod text;
 pub mod types;
 pub mod views;
@@ -27,11 +29,11 @@ pub use lifecycle::{ClickRequest, QualifyEvent, SignupEvent};
 pub use me::EventsQuery;
 pub use recover::{RecoverProgress, RecoverRequest};
 
-use crate::auth::Operation;
-use crate::billing::CreditSink;
 use crate::store::{CampaignRow, Store};
+use access::Operation;
 use clock::Clock;
 use error::Error;
+use sink::CreditSink;
 
 pub type Result<T> = std::result::Result<T, Error>;
 

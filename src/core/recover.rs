@@ -6,11 +6,11 @@ use std::collections::BTreeSet;
 
 use tokio_util::sync::CancellationToken;
 
+use super::access::{Operation, Principal};
 use super::lifecycle::Granted;
 use super::types::{Limit, Side};
 use super::views::{FailedGrant, RecoverReport};
 use super::{Referrals, Result};
-use crate::auth::{Operation, Principal};
 
 #[derive(Debug, Clone, Copy)]
 pub struct RecoverRequest {

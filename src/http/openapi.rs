@@ -5,9 +5,9 @@
 use rmcp::schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
-use super::endpoints::{ENDPOINTS, Endpoint, Input};
-use super::problem::Problem;
-use crate::auth::{Access, Operation};
+use crate::api::endpoints::{ENDPOINTS, Endpoint, Input};
+use crate::api::problem::Problem;
+use crate::core::access::{Access, Operation};
 
 fn status_text(code: u16) -> &'static str {
     match code {
@@ -90,12 +90,11 @@ pub fn document() -> Value {
     let mut pending = Vec::new();
     for e in ENDPOINTS {
         let params = (e.params)(&mut generator).to_value();
-        let body = e.body.map(|b| b(&mut generator).to_value());
         let output = (e.output)(&mut generator).to_value();
-        pending.push((e, params, body, output));
+        pending.push((e, params, output));
     }
     let defs = generator.take_definitions(true);
-    for (e, params, body, output) in pending {
+    for (e, params, output) in pending {
         let resolved = resolve(&defs, &params);
         let mut responses = Map::new();
         responses.insert(
@@ -122,7 +121,12 @@ pub fn document() -> Value {
             "security": security(e.op),
         });
         if e.input == Input::Body {
-            let schema = body.unwrap_or(params.clone());
+            // A route with the id in its path takes the tool's other arguments as its body.
+            let schema = if e.path.contains("{id}") {
+                without_id(resolved)
+            } else {
+                params.clone()
+            };
             operation["requestBody"] = json!({
                 "required": has_required(resolve(&defs, &schema)),
                 "content": { "application/json": { "schema": schema } },
@@ -150,6 +154,24 @@ pub fn document() -> Value {
             },
         },
     })
+}
+
+/// The arguments' schema without `id` (which the path carries), inlined.
+fn without_id(params: &Value) -> Value {
+    let mut s = params.clone();
+    if let Some(o) = s.as_object_mut() {
+        o.remove("title");
+        if let Some(props) = o.get_mut("properties").and_then(Value::as_object_mut) {
+            props.remove("id");
+        }
+        if let Some(req) = o.get_mut("required").and_then(Value::as_array_mut) {
+            req.retain(|r| r != "id");
+            if req.is_empty() {
+                o.remove("required");
+            }
+        }
+    }
+    s
 }
 
 fn has_required(s: &Value) -> bool {

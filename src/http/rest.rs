@@ -3,28 +3,24 @@
 //! JSON. Arguments are the MCP tools' argument types, so both faces accept exactly the
 //! same inputs.
 
-use std::net::SocketAddr;
-
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::routing::{get, post};
-use rmcp::schemars::{self, JsonSchema};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::HttpState;
-use super::problem::ApiError;
-use crate::auth::{Operation, Principal, Via, authorize};
+use super::error::ApiError;
+use crate::api::args::*;
+use crate::api::caller::{NO_CREDENTIALS, REST_BODY_MAX, Refusal, credentials, peer_ip};
+use crate::api::whoami::WhoAmI;
+use crate::core::access::{Operation, Principal, authorize};
 use crate::core::error::Error;
 use crate::core::views::*;
-use crate::mcp::args::*;
-
-/// Largest REST body accepted; the longest legitimate body (a click) is about 10 KB.
-pub const MAX_BODY: usize = 64 * 1024;
 
 pub(super) fn routes() -> axum::Router<HttpState> {
     axum::Router::new()
@@ -51,11 +47,13 @@ pub struct Auth(pub Option<Principal>);
 impl FromRequestParts<HttpState> for Auth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, st: &HttpState) -> Result<Self, ApiError> {
-        match super::credentials(&parts.headers) {
+        match credentials(&parts.headers) {
             None => Ok(Auth(None)),
             Some(c) => match st.app.auth.authenticate(&c).await {
                 Ok(p) => Ok(Auth(Some(p))),
-                Err(e) => Err(ApiError::InvalidCredential(e.public_message())),
+                Err(e) => Err(ApiError::Refused(Refusal::InvalidCredential(
+                    e.public_message(),
+                ))),
             },
         }
     }
@@ -76,12 +74,7 @@ pub struct PeerIp(pub Option<std::net::IpAddr>);
 impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(PeerIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+        Ok(PeerIp(peer_ip(&parts.extensions)))
     }
 }
 
@@ -110,7 +103,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for J<T> {
             .map(|v| v.starts_with("application/json") || v.contains("+json"));
         let bytes = Bytes::from_request(req, st).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(MAX_BODY)
+                ApiError::PayloadTooLarge(REST_BODY_MAX)
             } else {
                 ApiError::BadRequest(e.body_text())
             }
@@ -184,43 +177,35 @@ async fn get_one(
     )
 }
 
-/// Body of `POST /admin/referrals/{id}/approve` (may be empty).
-#[derive(Debug, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ApproveBody {
-    /// Optional note for the audit trail (max 500 characters).
-    #[schemars(length(min = 1, max = 500), pattern(r"\S"))]
-    pub note: Option<String>,
-}
-
-/// Body of `POST /admin/referrals/{id}/reject`.
-#[derive(Debug, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RejectBody {
-    /// Why it is rejected, stored in the audit trail (1-200 characters).
-    #[schemars(length(min = 1, max = 200), pattern(r"\S"))]
-    pub reason: String,
-    /// Optional longer note (max 500 characters).
-    #[schemars(length(min = 1, max = 500), pattern(r"\S"))]
-    pub note: Option<String>,
+/// The arguments of a tool whose `id` is the route's path: the JSON body's fields plus
+/// that id, parsed as the tool's own argument type (one type serves both faces).
+fn with_path_id<T: DeserializeOwned>(
+    id: &str,
+    mut body: Map<String, Value>,
+) -> Result<T, ApiError> {
+    if body.contains_key("id") {
+        return Err(ApiError::BadRequest(
+            "invalid body: unknown field `id`; the referral id goes in the path".into(),
+        ));
+    }
+    body.insert("id".into(), Value::from(path_id(id)?));
+    serde_path_to_error::deserialize(Value::Object(body))
+        .map_err(|e| ApiError::Unprocessable(format!("invalid body: {e}")))
 }
 
 async fn approve(
     State(st): State<HttpState>,
     auth: Auth,
     Path(id): Path<String>,
-    J(body): J<ApproveBody>,
+    J(body): J<Map<String, Value>>,
 ) -> Reply<ReferralView> {
     let op = Operation::ApproveReferral;
     let p = auth.allow(op)?;
+    let args: ApproveArgs = with_path_id(&id, body)?;
     reply(
         op,
         async {
-            let (id, note) = ApproveArgs {
-                id: path_id(&id)?,
-                note: body.note,
-            }
-            .parse()?;
+            let (id, note) = args.parse()?;
             Ok(st.app.core.approve_referral(p, id, note).await?.referral)
         }
         .await,
@@ -231,18 +216,14 @@ async fn reject(
     State(st): State<HttpState>,
     auth: Auth,
     Path(id): Path<String>,
-    J(body): J<RejectBody>,
+    J(body): J<Map<String, Value>>,
 ) -> Reply<ReferralView> {
     let op = Operation::RejectReferral;
     let p = auth.allow(op)?;
+    let args: RejectArgs = with_path_id(&id, body)?;
     reply(
         op,
         async {
-            let args = RejectArgs {
-                id: path_id(&id)?,
-                reason: body.reason,
-                note: body.note,
-            };
             let (id, req) = args.parse()?;
             Ok(st.app.core.reject_referral(p, id, req).await?.referral)
         }
@@ -343,35 +324,10 @@ async fn qualify(
     )
 }
 
-/// Who a credential belongs to. Free: remote mode calls it at start-up to check the
-/// configured credential and learn which tools to offer.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-pub struct WhoAmI {
-    pub account: String,
-    /// `api_key` or `jwt`.
-    pub via: String,
-    pub admin: bool,
-    /// Effective scopes (an admin token holds all).
-    pub scopes: Vec<String>,
-}
-
+/// Free: remote mode calls it at start-up to check its credential.
 async fn whoami(auth: Auth) -> Reply<WhoAmI> {
-    let p = auth.0.ok_or_else(|| {
-        ApiError::from(Error::Unauthenticated(
-            "send an API key in x-api-key or a token in Authorization: Bearer".into(),
-        ))
-    })?;
-    Ok(Json(WhoAmI {
-        account: p.account.to_string(),
-        via: match p.via {
-            Via::ApiKey { .. } => "api_key".into(),
-            Via::Jwt { .. } => "jwt".into(),
-        },
-        admin: p.is_admin(),
-        scopes: p
-            .effective_scopes()
-            .iter()
-            .map(|s| s.as_str().to_owned())
-            .collect(),
-    }))
+    let p = auth
+        .0
+        .ok_or_else(|| ApiError::Refused(Refusal::Missing(NO_CREDENTIALS.into())))?;
+    Ok(Json(WhoAmI::from(&p)))
 }

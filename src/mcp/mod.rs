@@ -1,11 +1,11 @@
 //! The MCP face: nine tools on one rmcp server type, served over stdio and streamable
-//! HTTP. Each tool is a few lines: parse the arguments, call the core as the caller,
+//! HTTP ([`streamable`]). Each tool is a few lines: parse the arguments, call the core as the caller,
 //! shape the answer. Domain errors become tool results with `isError: true`.
 
 #![allow(deprecated)] // rmcp marks the logging API deprecated (SEP-2577); we still offer it.
 
-pub mod args;
 pub mod remote;
 mod server;
+pub mod streamable;
 
 pub use server::{Caller, ReferralServer, TOOL_NAMES, ToolFilter, error_result, tool_error};

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::auth::{Credentials, Operation};
-use crate::http::endpoints::endpoint;
-use crate::http::problem::Problem;
-use crate::http::rest::WhoAmI;
+use crate::api::endpoints::endpoint;
+use crate::api::problem::Problem;
+use crate::api::whoami::WhoAmI;
+use crate::auth::Credentials;
+use crate::core::access::Operation;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {

@@ -14,10 +14,10 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use serde::Serialize;
 
-use super::args::*;
 use super::remote::{RemoteApi, RemoteError};
-use crate::auth::{Operation, Principal, authorize};
+use crate::api::args::*;
 use crate::config::App;
+use crate::core::access::{Operation, Principal, authorize};
 use crate::core::error::Error;
 use crate::core::types::AttributionStatus;
 use crate::core::views::*;

@@ -4,16 +4,17 @@
 
 use std::sync::Arc;
 
-use referral_mcp::auth::{Principal, ScopeSet, Via};
-use referral_mcp::billing::{CreditSink, LedgerSink};
+use referral_mcp::billing::LedgerSink;
+use referral_mcp::core::access::{Principal, ScopeSet, Via};
 use referral_mcp::core::clock::Clock;
+use referral_mcp::core::sink::CreditSink;
 use referral_mcp::core::types::AccountId;
 use referral_mcp::core::{Referrals, Settings};
 use referral_mcp::store::Store;
 use std::net::SocketAddr;
 
+use referral_mcp::cli::{HttpOptions, router};
 use referral_mcp::config::{App, Config};
-use referral_mcp::http::{HttpOptions, router};
 use sqlx::Connection;
 use tokio_util::sync::CancellationToken;
 
@@ -222,7 +223,7 @@ pub async fn rewards_credited(store: &Store, id: &str) -> i64 {
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use referral_mcp::billing::{Grant, GrantOutcome, SinkError};
+use referral_mcp::core::sink::{Grant, GrantOutcome, SinkError};
 
 /// A sink in front of the ledger that can be switched off, or made to "crash" after the
 /// grant reached the ledger (the answer is lost).

@@ -5,11 +5,10 @@
 use rmcp::schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value};
 
-use crate::auth::Operation;
+use super::args::*;
+use super::whoami::WhoAmI;
+use crate::core::access::Operation;
 use crate::core::views::*;
-use crate::mcp::args::*;
-
-use super::rest::{ApproveBody, RejectBody, WhoAmI};
 
 /// Where a route takes its non-path arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,8 +29,6 @@ pub struct Endpoint {
     pub summary: &'static str,
     /// The arguments as one object (`id` goes to the path, the rest per `input`).
     pub params: SchemaFn,
-    /// The JSON body, when it differs from `params` minus `id`.
-    pub body: Option<SchemaFn>,
     pub output: SchemaFn,
     pub errors: &'static [u16],
 }
@@ -55,7 +52,6 @@ pub static ENDPOINTS: &[Endpoint] = &[
         input: Input::Query,
         summary: "List referrals with their reward records",
         params: schema::<ListReferralsArgs>,
-        body: None,
         output: schema::<ReferralPage>,
         errors: READ,
     },
@@ -66,7 +62,6 @@ pub static ENDPOINTS: &[Endpoint] = &[
         input: Input::Query,
         summary: "One referral with rewards, review reasons and audit trail",
         params: schema::<ReferralIdArgs>,
-        body: None,
         output: schema::<ReferralDetail>,
         errors: ONE,
     },
@@ -77,7 +72,6 @@ pub static ENDPOINTS: &[Endpoint] = &[
         input: Input::Body,
         summary: "Approve a referral held for review",
         params: schema::<ApproveArgs>,
-        body: Some(schema::<ApproveBody>),
         output: schema::<ReferralView>,
         errors: REVIEW,
     },
@@ -88,7 +82,6 @@ pub static ENDPOINTS: &[Endpoint] = &[
         input: Input::Body,
         summary: "Reject a referral held for review",
         params: schema::<RejectArgs>,
-        body: Some(schema::<RejectBody>),
         output: schema::<ReferralView>,
         errors: REVIEW,
     },
@@ -99,7 +92,6 @@ pub static ENDPOINTS: &[Endpoint] = &[
         input: Input::Body,
         summary: "Retry reward grants that did not reach billing",
         params: schema::<RecoverArgs>,
-        body: None,
         output: schema::<RecoverReport>,
         errors: WRITE,
     },
@@ -110,7 +102,6 @@ pub static ENDPOINTS: &[Endpoint] = &[
         input: Input::Query,
         summary: "Referral funnel for a date range",
         params: schema::<StatsArgs>,
-        body: None,
         output: schema::<StatsView>,
         errors: READ,
     },
@@ -121,7 +112,6 @@ pub static ENDPOINTS: &[Endpoint] = &[
         input: Input::Body,
         summary: "Record a share-link click (public)",
         params: schema::<ClickArgs>,
-        body: None,
         output: schema::<ClickReceipt>,
         errors: &[400, 404, 413, 422, 429],
     },
@@ -132,7 +122,6 @@ pub static ENDPOINTS: &[Endpoint] = &[
         input: Input::Query,
         summary: "The signed-in user's referral page",
         params: schema::<NoArgs>,
-        body: None,
         output: schema::<MySummary>,
         errors: &[401, 402, 403],
     },
@@ -143,7 +132,6 @@ pub static ENDPOINTS: &[Endpoint] = &[
         input: Input::Query,
         summary: "The signed-in user's referral history",
         params: schema::<EventsArgs>,
-        body: None,
         output: schema::<MyEventsPage>,
         errors: READ,
     },
@@ -154,7 +142,6 @@ pub static ENDPOINTS: &[Endpoint] = &[
         input: Input::Body,
         summary: "Record a signup (the product's backend)",
         params: schema::<SignupArgs>,
-        body: None,
         output: schema::<SignupOutcome>,
         errors: WRITE,
     },
@@ -165,7 +152,6 @@ pub static ENDPOINTS: &[Endpoint] = &[
         input: Input::Body,
         summary: "Record a qualifying event such as a first payment",
         params: schema::<QualifyArgs>,
-        body: None,
         output: schema::<QualifyOutcome>,
         errors: WRITE,
     },
@@ -176,7 +162,6 @@ pub static ENDPOINTS: &[Endpoint] = &[
         input: Input::Query,
         summary: "Who the credential belongs to and its scopes (free)",
         params: schema::<NoArgs>,
-        body: None,
         output: schema::<WhoAmI>,
         errors: &[401],
     },

@@ -1,0 +1,38 @@
+//! The port through which the core pays rewards. The core grants through a [`CreditSink`]
+//! with an idempotency key per reward side, so any number of retries credit an account at
+//! most once; the adapters (the local ledger, an HTTP billing service) live in `billing`.
+
+use async_trait::async_trait;
+
+/// One grant: `credits` to `account`, at most once per `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub key: String,
+    pub account: String,
+    pub credits: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantOutcome {
+    Granted,
+    /// The key was granted before, with the same account and amount.
+    AlreadyGranted,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SinkError {
+    /// Like TigerBeetle's `exists_with_different_amount`: the key exists with another
+    /// account or amount. Nothing is granted; an operator must look.
+    #[error(
+        "grant key {key} already exists with a different account or amount ({existing}); nothing granted"
+    )]
+    DifferentAmount { key: String, existing: String },
+    /// The sink could not be reached or failed; the grant may be retried.
+    #[error("billing unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait CreditSink: Send + Sync + 'static {
+    async fn grant(&self, grant: &Grant) -> Result<GrantOutcome, SinkError>;
+}

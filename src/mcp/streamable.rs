@@ -1,0 +1,100 @@
+//! MCP over streamable HTTP, as a router to mount at `/mcp`. An axum middleware turns the
+//! request's credentials into the [`Caller`] the tools see; rmcp itself checks Host and
+//! Origin (DNS rebinding).
+//!
+//! Stateless mode: every POST is self-contained, so any number of `serve` instances
+//! behind a load balancer give the same answers (all state is in the database).
+//!
+//! Only the credential itself is refused at the HTTP level (`401`, so OAuth-aware clients
+//! can ask for one). A valid credential calling a tool its scopes do not allow gets a tool
+//! result with `isError: true` and the code `forbidden`, inside a `200`: an HTTP `403` on
+//! a `tools/call` ends the whole session of some clients (the official Python SDK 1.x
+//! raises on the status), while a tool error is something an agent can read and act on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+
+use super::{Caller, ReferralServer, ToolFilter};
+use crate::api::caller::{MCP_BODY_MAX, NO_CREDENTIALS, Refusal, credentials, peer_ip};
+use crate::config::App;
+
+/// How `/mcp` is served.
+#[derive(Debug, Clone)]
+pub struct McpHttpOptions {
+    pub allowed_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    /// Unauthenticated clients may connect and see only the public tool.
+    pub allow_anonymous: bool,
+    pub filter: ToolFilter,
+}
+
+impl Default for McpHttpOptions {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            allowed_origins: vec![
+                "http://localhost:*".into(),
+                "http://127.0.0.1:*".into(),
+                "https://localhost:*".into(),
+            ],
+            allow_anonymous: false,
+            filter: ToolFilter::default(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AuthState {
+    app: App,
+    allow_anonymous: bool,
+}
+
+/// The router serving `/mcp`.
+pub fn router(app: App, opts: McpHttpOptions, shutdown: &CancellationToken) -> Router {
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(Some(Duration::from_secs(15)))
+        .with_allowed_hosts(opts.allowed_hosts)
+        .with_allowed_origins(opts.allowed_origins)
+        .with_cancellation_token(shutdown.child_token());
+    let server = ReferralServer::new(app.clone(), opts.filter, None);
+    let mcp = StreamableHttpService::new(
+        move || Ok(server.new_session()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let state = AuthState {
+        app,
+        allow_anonymous: opts.allow_anonymous,
+    };
+    Router::new()
+        .nest_service("/mcp", mcp)
+        .layer(middleware::from_fn_with_state(state, authenticate))
+        .layer(RequestBodyLimitLayer::new(MCP_BODY_MAX))
+}
+
+/// Authenticates every MCP request. No credentials: 401 unless anonymous access is on; a
+/// credential that does not verify: 401 `invalid_token`.
+async fn authenticate(State(st): State<AuthState>, mut req: Request, next: Next) -> Response {
+    let principal = match credentials(req.headers()) {
+        Some(c) => match st.app.auth.authenticate(&c).await {
+            Ok(p) => Some(p),
+            Err(e) => return Refusal::InvalidCredential(e.public_message()).response(),
+        },
+        None if st.allow_anonymous => None,
+        None => return Refusal::Missing(NO_CREDENTIALS.into()).response(),
+    };
+    let ip = peer_ip(req.extensions());
+    req.extensions_mut().insert(Caller { principal, ip });
+    next.run(req).await
+}
