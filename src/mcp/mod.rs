@@ -4,8 +4,14 @@
 
 #![allow(deprecated)] // rmcp marks the logging API deprecated (SEP-2577); we still offer it.
 
+mod errors;
+mod filter;
 pub mod remote;
+mod schema;
 mod server;
 pub mod streamable;
+mod tools;
 
-pub use server::{Caller, ReferralServer, TOOL_NAMES, ToolFilter, error_result, tool_error};
+pub use errors::ToolError;
+pub use filter::{TOOL_NAMES, ToolFilter};
+pub use server::{Caller, ReferralServer};

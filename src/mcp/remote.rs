@@ -5,7 +5,12 @@
 
 use std::time::Duration;
 
+use rmcp::model::{CallToolRequestParams, CallToolResult};
 use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::errors::ToolError;
+use crate::api::args::*;
 
 use crate::api::endpoints::endpoint;
 use crate::api::problem::Problem;
@@ -118,4 +123,59 @@ impl RemoteApi {
             ))),
         }
     }
+}
+
+impl RemoteApi {
+    /// A tool call in remote mode: the arguments are checked here exactly as a local
+    /// server checks them (so a bad one costs no round trip and reads the same), then
+    /// forwarded. Cancelling drops the request; for recover, the deployment keeps what it
+    /// granted and a later run picks up the rest.
+    pub(super) async fn forward(
+        &self,
+        op: Operation,
+        req: CallToolRequestParams,
+        ct: &CancellationToken,
+    ) -> CallToolResult {
+        let args = req.arguments.unwrap_or_default();
+        if let Err(e) = check_args(op, &args) {
+            return e.result();
+        }
+        let out = tokio::select! {
+            r = self.call(op, &args) => r,
+            _ = ct.cancelled() => return ToolError::new(
+                "cancelled", "the call was cancelled before the deployment answered",
+            ).result(),
+        };
+        match out {
+            Ok(v) => CallToolResult::structured(v),
+            Err(e) => ToolError::from(e).result(),
+        }
+    }
+}
+
+fn shaped<T: serde::de::DeserializeOwned>(v: &Map<String, Value>) -> Result<T, ToolError> {
+    serde_path_to_error::deserialize(v).map_err(|e| ToolError::shape(&e))
+}
+
+/// The local check of a remote call's arguments: their shape, then their values, as the
+/// local tools parse them.
+fn check_args(op: Operation, v: &Map<String, Value>) -> Result<(), ToolError> {
+    let now = chrono::Utc::now().timestamp();
+    let checked: Result<(), crate::core::error::Error> = match op {
+        Operation::ListReferrals => shaped::<ListReferralsArgs>(v)?.into_query().map(drop),
+        Operation::GetReferral => shaped::<ReferralIdArgs>(v)?.id().map(drop),
+        Operation::ApproveReferral => shaped::<ApproveArgs>(v)?.parse().map(drop),
+        Operation::RejectReferral => shaped::<RejectArgs>(v)?.parse().map(drop),
+        Operation::RecoverGrants => shaped::<RecoverArgs>(v)?.parse().map(drop),
+        Operation::GetStats => shaped::<StatsArgs>(v)?.parse(now).map(drop),
+        Operation::CaptureClick => shaped::<ClickArgs>(v)?.parse(None).map(drop),
+        Operation::MySummary => {
+            shaped::<NoArgs>(v)?;
+            Ok(())
+        }
+        Operation::MyEvents => shaped::<EventsArgs>(v)?.parse().map(drop),
+        Operation::IngestSignup => shaped::<SignupArgs>(v)?.parse().map(drop),
+        Operation::IngestQualification => shaped::<QualifyArgs>(v)?.parse().map(drop),
+    };
+    checked.map_err(ToolError::from)
 }
