@@ -498,7 +498,7 @@ async fn the_backend_drives_a_referral_to_granted_rewards_over_rest() {
         assert_eq!(v["referral"]["status"], "rewarded", "[{}] {v}", db.label);
         let rewards = v["referral"]["rewards"].as_array().unwrap();
         assert!(rewards.iter().all(|r| r["status"] == "granted"), "{v}");
-        assert_eq!(rewards_credited(&s.app.store, "erin").await, 50);
+        assert_eq!(rewards_credited(&db, "erin").await, 50);
         // the signup's scope is checked: a read-only key may not ingest
         let reader = key(&s, "ops", &[Scope::Read]).await;
         let (st, _, _) = c

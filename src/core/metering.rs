@@ -80,9 +80,4 @@ impl Referrals {
         }
         Ok(())
     }
-
-    /// Whether `principal` may call `op` at all (for listing tools), without charging.
-    pub fn may_call(&self, principal: Option<&Principal>, op: Operation) -> bool {
-        authorize(principal, op).is_ok()
-    }
 }
