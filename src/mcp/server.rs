@@ -299,7 +299,8 @@ fn remote_error(e: RemoteError) -> CallToolResult {
 /// What a tool needs to run: the local core, or a hosted deployment's REST API.
 #[derive(Clone)]
 enum Backend {
-    Local(App),
+    /// Boxed: an `App` is over 200 bytes, a remote handle one pointer.
+    Local(Box<App>),
     Remote(Arc<RemoteApi>),
 }
 
@@ -348,7 +349,7 @@ fn respond<T: Serialize>(r: CoreResult<T>) -> Result<CallToolResult, McpError> {
 
 impl ReferralServer {
     pub fn new(app: App, filter: ToolFilter, local: Option<Principal>) -> Self {
-        Self::with_backend(Backend::Local(app), filter, local)
+        Self::with_backend(Backend::Local(Box::new(app)), filter, local)
     }
 
     /// A server whose tools forward to a deployment's REST API; `principal` is who the

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 mod sql;
+// Each test binary uses only some of these.
+#[allow(unused_imports)]
 pub use sql::*;
 
 use std::sync::Arc;
