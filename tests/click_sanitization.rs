@@ -95,7 +95,7 @@ async fn stored_click_rows_hold_only_sanitized_values() {
             Some("https://u:pw@app.example/r/x\u{202e}y?utm_source=a%0Ab#frag".into());
         req.raw.referrer_url = Some("https://u:pw@Ref.Example/path?q=1#frag".into());
         t.core.record_click(req).await.unwrap();
-        let row = t.store.raw_click_row_for_tests().await.unwrap();
+        let row = common::raw_click_row(&db).await;
         let joined = row.join("|");
         // (Not bare "pw" or "path": a random referral code may contain those letters.)
         for bad in [

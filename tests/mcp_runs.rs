@@ -349,7 +349,7 @@ async fn two_serve_instances_on_one_database_answer_alike_and_share_the_work() {
             db.label
         );
         for i in 0..10 {
-            assert_eq!(rewards_credited(&a.app.store, &format!("r{i}")).await, 100);
+            assert_eq!(rewards_credited(&db, &format!("r{i}")).await, 100);
         }
         ca.cancel().await.unwrap();
         cb.cancel().await.unwrap();

@@ -28,7 +28,7 @@ async fn a_crash_after_the_grant_is_finished_by_recover_without_a_second_credit(
         assert_eq!(r.status, AttributionStatus::Qualified, "[{}]", db.label);
         assert!(r.rewards.iter().all(|w| w.status == RewardStatus::Failed));
         // the credits did reach the ledger before the "crash"
-        assert_eq!(rewards_credited(&t.store, "alice").await, 100);
+        assert_eq!(rewards_credited(&db, "alice").await, 100);
 
         sink.crash_after_grant.store(false, Ordering::SeqCst);
         let report = t
@@ -41,12 +41,12 @@ async fn a_crash_after_the_grant_is_finished_by_recover_without_a_second_credit(
         assert_eq!(report.granted, 0);
         assert_eq!(report.remaining, 0);
         assert_eq!(
-            rewards_credited(&t.store, "alice").await,
+            rewards_credited(&db, "alice").await,
             100,
             "[{}] no second credit",
             db.label
         );
-        assert_eq!(rewards_credited(&t.store, "bob").await, 50);
+        assert_eq!(rewards_credited(&db, "bob").await, 50);
         let d = t.core.query_referrals(Default::default()).await.unwrap();
         assert_eq!(
             d.referrals[0].status,
@@ -80,7 +80,7 @@ async fn a_failed_billing_call_is_reported_and_retried_later() {
             .await
             .unwrap();
         assert_eq!((report.granted, report.remaining), (2, 0), "[{}]", db.label);
-        assert_eq!(rewards_credited(&t.store, "alice").await, 100);
+        assert_eq!(rewards_credited(&db, "alice").await, 100);
     }
 }
 
@@ -145,14 +145,14 @@ async fn four_concurrent_recover_runs_grant_each_of_2000_rewards_exactly_once() 
         assert_eq!(t.store.count_open_rewards().await.unwrap(), 0);
         // the ledger is the truth: 1,000 × 100 to alice, 50 to each referred account
         assert_eq!(
-            rewards_credited(&t.store, "alice").await,
+            rewards_credited(&db, "alice").await,
             100_000,
             "[{}]",
             db.label
         );
         let mut referred_total = 0;
         for i in 0..1000 {
-            referred_total += rewards_credited(&t.store, &format!("u{i}")).await;
+            referred_total += rewards_credited(&db, &format!("u{i}")).await;
         }
         assert_eq!(referred_total, 50_000, "[{}]", db.label);
     }
@@ -196,6 +196,6 @@ async fn cancelling_a_run_finishes_the_grants_in_flight_then_stops_and_reports()
             "[{}]",
             db.label
         );
-        assert_eq!(rewards_credited(&t.store, "alice").await, 2000);
+        assert_eq!(rewards_credited(&db, "alice").await, 2000);
     }
 }

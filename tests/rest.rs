@@ -23,6 +23,7 @@ impl Client {
         }
     }
 
+    #[must_use = "every request asserts its status"]
     async fn send(
         &self,
         method: Method,
@@ -49,6 +50,7 @@ impl Client {
         (status, headers, v)
     }
 
+    #[must_use = "every request asserts its status"]
     async fn get(
         &self,
         path: &str,
@@ -57,6 +59,7 @@ impl Client {
         self.send(Method::GET, path, key, None).await
     }
 
+    #[must_use = "every request asserts its status"]
     async fn post(
         &self,
         path: &str,
@@ -308,14 +311,14 @@ async fn errors_are_problem_documents_with_the_right_status_and_code() {
         let (st, h, v) = c.get("/admin/referrals/999999", Some(&admin)).await;
         assert_problem(l, st, &h, &v, StatusCode::NOT_FOUND, "not_found");
 
-        let (st, _, _) = c
+        let (st, _, v) = c
             .post(
                 &format!("/admin/referrals/{held}/approve"),
                 Some(&admin),
                 json!({"note": "ok"}),
             )
             .await;
-        assert_eq!(st, StatusCode::OK);
+        assert_eq!(st, StatusCode::OK, "[{l}] {v}");
         let (st, h, v) = c
             .post(
                 &format!("/admin/referrals/{held}/reject"),
@@ -406,14 +409,15 @@ async fn errors_are_problem_documents_with_the_right_status_and_code() {
             .await
             .unwrap()
             .referral_code;
-        let mut last = None;
-        for _ in 0..4 {
-            last = Some(
-                c.post("/referrals/click", None, json!({"code": code}))
-                    .await,
-            );
+        for n in 1..=3 {
+            let (st, _, v) = c
+                .post("/referrals/click", None, json!({"code": code}))
+                .await;
+            assert_eq!(st, StatusCode::OK, "[{l}] click {n} of 3: {v}");
         }
-        let (st, h, v) = last.unwrap();
+        let (st, h, v) = c
+            .post("/referrals/click", None, json!({"code": code}))
+            .await;
         assert_problem(l, st, &h, &v, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
         let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
         assert!((1..=60).contains(&retry));
@@ -428,8 +432,10 @@ async fn a_failed_request_charges_nothing_and_a_successful_one_charges_one_credi
         let admin = key(&s, "ops", &Scope::ALL).await;
         let c = Client::new(&s.base);
         let before = s.app.store.balance("ops").await.unwrap();
-        c.get("/admin/referrals?limit=0", Some(&admin)).await;
-        c.get("/admin/referrals/999999", Some(&admin)).await;
+        let (st, _, v) = c.get("/admin/referrals?limit=0", Some(&admin)).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "[{}] {v}", db.label);
+        let (st, _, v) = c.get("/admin/referrals/999999", Some(&admin)).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "[{}] {v}", db.label);
         assert_eq!(
             s.app.store.balance("ops").await.unwrap(),
             before,
@@ -492,23 +498,24 @@ async fn the_backend_drives_a_referral_to_granted_rewards_over_rest() {
             )
             .await;
         assert_eq!(st, StatusCode::OK, "{v}");
-        let (_, _, v) = c
+        let (st, _, v) = c
             .get(&format!("/admin/referrals/{id}"), Some(&ingest))
             .await;
+        assert_eq!(st, StatusCode::OK, "[{}] {v}", db.label);
         assert_eq!(v["referral"]["status"], "rewarded", "[{}] {v}", db.label);
         let rewards = v["referral"]["rewards"].as_array().unwrap();
         assert!(rewards.iter().all(|r| r["status"] == "granted"), "{v}");
-        assert_eq!(rewards_credited(&s.app.store, "erin").await, 50);
+        assert_eq!(rewards_credited(&db, "erin").await, 50);
         // the signup's scope is checked: a read-only key may not ingest
         let reader = key(&s, "ops", &[Scope::Read]).await;
-        let (st, _, _) = c
+        let (st, _, v) = c
             .post(
                 "/ingest/signups",
                 Some(&reader),
                 json!({"account": "frank"}),
             )
             .await;
-        assert_eq!(st, StatusCode::FORBIDDEN);
+        assert_eq!(st, StatusCode::FORBIDDEN, "[{}] {v}", db.label);
         // whoami is free and tells the scopes
         let (st, _, v) = c.get("/auth/whoami", Some(&ingest)).await;
         assert_eq!(st, StatusCode::OK);
@@ -523,10 +530,12 @@ async fn every_response_carries_a_request_id_and_keeps_the_callers() {
     let db = sqlite_db().await;
     let s = serve(&db, HttpOptions::default()).await;
     let c = Client::new(&s.base);
-    let (_, h, _) = c.get("/healthz", None).await;
+    let (st, h, _) = c.get("/healthz", None).await;
+    assert_eq!(st, StatusCode::OK);
     let id = h["x-request-id"].to_str().unwrap();
     assert!(id.starts_with("req_"), "{id}");
-    let (_, h2, _) = c.get("/healthz", None).await;
+    let (st, h2, _) = c.get("/healthz", None).await;
+    assert_eq!(st, StatusCode::OK);
     assert_ne!(h2["x-request-id"], h["x-request-id"]);
     let r = c
         .http
@@ -535,6 +544,7 @@ async fn every_response_carries_a_request_id_and_keeps_the_callers() {
         .send()
         .await
         .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["x-request-id"], "trace-abc-123");
     assert_eq!(r.text().await.unwrap(), "ready");
 }

@@ -78,7 +78,7 @@ async fn each_of_the_five_signals_holds_a_referral_with_its_reason() {
                 .await
                 .unwrap();
             assert!(d.referral.rewards.is_empty(), "[{}] {reason}", db.label);
-            assert_eq!(rewards_credited(&t.store, "bob").await, 0);
+            assert_eq!(rewards_credited(&db, "bob").await, 0);
             // each signal needs its own clean database
             t.store.close().await;
             drop(t);
@@ -89,9 +89,7 @@ async fn each_of_the_five_signals_holds_a_referral_with_its_reason() {
 
 /// Each signal needs a clean database: empty the tables between signals.
 async fn reset(db: &TestDb) {
-    let store = referral_mcp::store::Store::connect(&db.url).await.unwrap();
-    store.truncate_all_for_tests().await.unwrap();
-    store.close().await;
+    truncate_all(db).await;
 }
 
 #[tokio::test]
@@ -108,8 +106,8 @@ async fn approving_grants_once_and_approving_twice_grants_once() {
             "[{}]",
             db.label
         );
-        assert_eq!(rewards_credited(&t.store, "alice").await, 100);
-        assert_eq!(rewards_credited(&t.store, "bob").await, 50);
+        assert_eq!(rewards_credited(&db, "alice").await, 100);
+        assert_eq!(rewards_credited(&db, "bob").await, 50);
         assert!(
             d.audit_trail
                 .iter()
@@ -119,13 +117,8 @@ async fn approving_grants_once_and_approving_twice_grants_once() {
         let err = t.core.approve_as("ops", rid, None).await.unwrap_err();
         assert_eq!(err.code(), "conflict", "[{}]", db.label);
         assert!(err.to_string().contains("rewarded"), "{err}");
-        assert_eq!(
-            rewards_credited(&t.store, "alice").await,
-            100,
-            "[{}]",
-            db.label
-        );
-        assert_eq!(rewards_credited(&t.store, "bob").await, 50);
+        assert_eq!(rewards_credited(&db, "alice").await, 100, "[{}]", db.label);
+        assert_eq!(rewards_credited(&db, "bob").await, 50);
     }
 }
 
@@ -147,17 +140,9 @@ async fn concurrent_approvals_grant_once() {
             ok += usize::from(task.await.unwrap());
         }
         assert_eq!(ok, 1, "[{}]", db.label);
+        assert_eq!(rewards_credited(&db, "alice").await, 100, "[{}]", db.label);
         assert_eq!(
-            rewards_credited(&t.store, "alice").await,
-            100,
-            "[{}]",
-            db.label
-        );
-        assert_eq!(
-            t.store
-                .ledger_rows_with_prefix(&format!("referral:{id}:"))
-                .await
-                .unwrap(),
+            ledger_rows_with_prefix(&db, &format!("referral:{id}:")).await,
             2
         );
     }
@@ -185,7 +170,7 @@ async fn approving_before_qualification_waits_for_it() {
             db.label
         );
         assert_eq!(d.referral.review_decision.as_deref(), Some("approved"));
-        assert_eq!(rewards_credited(&t.store, "alice").await, 0);
+        assert_eq!(rewards_credited(&db, "alice").await, 0);
         let q = qualify(&t.core, "bob").await;
         assert_eq!(
             q.referral.unwrap().status,
@@ -193,7 +178,7 @@ async fn approving_before_qualification_waits_for_it() {
             "[{}]",
             db.label
         );
-        assert_eq!(rewards_credited(&t.store, "alice").await, 100);
+        assert_eq!(rewards_credited(&db, "alice").await, 100);
     }
 }
 
@@ -234,13 +219,8 @@ async fn rejecting_grants_nothing_and_records_why() {
             "invisible characters stripped"
         );
         qualify(&t.core, "bob").await;
-        assert_eq!(
-            rewards_credited(&t.store, "alice").await,
-            0,
-            "[{}]",
-            db.label
-        );
-        assert_eq!(rewards_credited(&t.store, "bob").await, 0);
+        assert_eq!(rewards_credited(&db, "alice").await, 0, "[{}]", db.label);
+        assert_eq!(rewards_credited(&db, "bob").await, 0);
     }
 }
 
@@ -307,14 +287,9 @@ async fn a_referrer_over_the_cap_gets_a_capped_reward_that_is_never_granted() {
             .await;
             qualify(&t.core, &format!("u{i}")).await;
         }
-        assert_eq!(
-            rewards_credited(&t.store, "alice").await,
-            200,
-            "[{}]",
-            db.label
-        );
+        assert_eq!(rewards_credited(&db, "alice").await, 200, "[{}]", db.label);
         // the referred side is not capped
-        assert_eq!(rewards_credited(&t.store, "u2").await, 50);
+        assert_eq!(rewards_credited(&db, "u2").await, 50);
         let third = t
             .core
             .query_referrals(referral_mcp::core::ListQuery {
@@ -345,7 +320,7 @@ async fn a_referrer_over_the_cap_gets_a_capped_reward_that_is_never_granted() {
             .await
             .unwrap();
         assert_eq!(report.attempted, 0);
-        assert_eq!(rewards_credited(&t.store, "alice").await, 200);
+        assert_eq!(rewards_credited(&db, "alice").await, 200);
 
         let s = t
             .core
@@ -364,11 +339,6 @@ async fn a_referrer_over_the_cap_gets_a_capped_reward_that_is_never_granted() {
         t.clock.advance(31 * 86_400);
         signup_via(&t.core, "u9", "u9@u9.example", "203.0.113.99", &code).await;
         qualify(&t.core, "u9").await;
-        assert_eq!(
-            rewards_credited(&t.store, "alice").await,
-            300,
-            "[{}]",
-            db.label
-        );
+        assert_eq!(rewards_credited(&db, "alice").await, 300, "[{}]", db.label);
     }
 }

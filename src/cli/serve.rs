@@ -1,16 +1,63 @@
 //! `serve` (MCP over streamable HTTP) and `stdio` (MCP over stdin/stdout).
 
 use anyhow::{Context, Result, bail};
+use clap::Args;
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 
+use super::args::ToolArgs;
 use super::{HttpOptions, router};
-use super::{ServeArgs, StdioArgs};
 use crate::auth::Credentials;
 use crate::config::{App, Config};
 use crate::mcp::ReferralServer;
 use crate::mcp::remote::{RemoteApi, RemoteError};
 
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "REFERRAL_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Host header values accepted (DNS-rebinding protection), comma-separated.
+    #[arg(
+        long,
+        env = "REFERRAL_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        default_value = "localhost,127.0.0.1,::1"
+    )]
+    pub allowed_hosts: Vec<String>,
+    /// Origin header values accepted, comma-separated (`:*` = any port).
+    #[arg(
+        long,
+        env = "REFERRAL_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:*,http://127.0.0.1:*,https://localhost:*"
+    )]
+    pub allowed_origins: Vec<String>,
+    /// Let clients without credentials connect; they see only the public tool.
+    #[arg(long, env = "REFERRAL_ALLOW_ANONYMOUS")]
+    pub allow_anonymous: bool,
+    /// Seed demo data first (once per database) and print credentials.
+    #[arg(long)]
+    pub demo: bool,
+    /// Seconds a REST request may run before it is answered 408.
+    #[arg(long, env = "REFERRAL_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout: u64,
+    #[command(flatten)]
+    pub tools: ToolArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StdioArgs {
+    /// Forward every tool call to this deployment's REST API instead of opening a
+    /// database (e.g. `https://referrals.example.com`).
+    #[arg(long, env = "REFERRAL_REMOTE_URL")]
+    pub remote: Option<String>,
+    #[command(flatten)]
+    pub tools: ToolArgs,
+}
+
+/// Serves until SIGTERM or Ctrl-C, then drains requests in flight (axum's graceful
+/// shutdown) so a rolling restart loses no call.
 pub(super) async fn http(app: &App, cfg: &Config, args: ServeArgs) -> Result<()> {
     let filter = args.tools.filter()?;
     if args.demo {
@@ -88,8 +135,8 @@ pub(super) async fn stdio(app: &App, args: StdioArgs) -> Result<()> {
 
 /// `stdio --remote URL`: the credential is checked against the deployment at start-up
 /// (`GET /auth/whoami`, free), which also says which tools to list.
-pub(super) async fn remote_stdio(url: &str, args: StdioArgs) -> Result<()> {
-    let filter = args.tools.filter()?;
+pub(super) async fn remote_stdio(url: &str, tools: &ToolArgs) -> Result<()> {
+    let filter = tools.filter()?;
     let creds = env_credentials()?;
     let api = RemoteApi::new(url, creds).map_err(|e| anyhow::anyhow!("{e}"))?;
     let me = api.whoami().await.map_err(|e| match e {

@@ -4,10 +4,14 @@
 //! never overdraw.
 
 use std::future::Future;
+use std::sync::atomic::Ordering;
 
 use super::access::{Operation, Principal, authorize};
 use super::error::Error;
 use super::{Referrals, Result};
+
+/// Length of a public rate-limit window: limits are per minute.
+const RATE_WINDOW_SECS: i64 = 60;
 
 impl Referrals {
     /// Authorizes `principal` for `op`, charges it, runs `body`, refunds on failure.
@@ -68,21 +72,47 @@ impl Referrals {
     /// Fixed-window rate limit for public calls, shared by all instances.
     pub(crate) async fn rate_limit_public(&self, ip_hash: &str) -> Result<()> {
         let now = self.clock.now();
-        let window = now - now.rem_euclid(60);
+        let window = now - now.rem_euclid(RATE_WINDOW_SECS);
+        self.prune_old_rate_limit_windows(window).await;
         let hits = self
             .store
             .hit_rate_limit(&format!("public:{ip_hash}"), window)
             .await?;
         if hits > self.settings.public_rate_per_minute {
             return Err(Error::RateLimited {
-                retry_after_secs: (window + 60 - now).max(1) as u64,
+                retry_after_secs: (window + RATE_WINDOW_SECS - now).max(1) as u64,
             });
         }
         Ok(())
     }
 
-    /// Whether `principal` may call `op` at all (for listing tools), without charging.
-    pub fn may_call(&self, principal: Option<&Principal>, op: Operation) -> bool {
-        authorize(principal, op).is_ok()
+    /// Keeps `rate_limits` (one row per client per window) from growing forever: the
+    /// first public call a process sees in a new window deletes the windows that ended
+    /// before the previous one began.
+    ///
+    /// Why this way: it is one cheap statement per process per minute, on the path that
+    /// fills the table, with no background task to start, stop or test. Several `serve`
+    /// instances on one database need no coordination: the delete is idempotent, so
+    /// each running it once a minute only repeats harmless work. The previous window is
+    /// kept so an instance whose clock runs ahead (by up to a minute) never erases
+    /// counters another instance is still counting in; the table therefore holds at most
+    /// two windows of clients. An instance that gets no public calls adds no rows and
+    /// needs no pruning. A failed prune is logged and tried again in the next window: it
+    /// must never fail the call it rides on.
+    async fn prune_old_rate_limit_windows(&self, window: i64) {
+        if self
+            .rate_limits_pruned_at
+            .fetch_max(window, Ordering::Relaxed)
+            >= window
+        {
+            return;
+        }
+        if let Err(e) = self
+            .store
+            .prune_rate_limits(window - RATE_WINDOW_SECS)
+            .await
+        {
+            tracing::warn!(error = %e, "pruning old rate-limit windows failed");
+        }
     }
 }

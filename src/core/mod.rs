@@ -23,6 +23,7 @@ mod recover;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 
 pub use admin::{ListQuery, RejectRequest, StatsQuery};
 pub use lifecycle::{ClickRequest, QualifyEvent, SignupEvent};
@@ -85,6 +86,9 @@ pub struct Referrals {
     sink: Arc<dyn CreditSink>,
     settings: Arc<Settings>,
     clock: Clock,
+    /// The newest rate-limit window this process has pruned up to (see
+    /// `prune_old_rate_limit_windows`); shared by clones, so once per process.
+    rate_limits_pruned_at: Arc<AtomicI64>,
 }
 
 impl Referrals {
@@ -94,6 +98,7 @@ impl Referrals {
             sink,
             settings: Arc::new(settings),
             clock,
+            rate_limits_pruned_at: Arc::new(AtomicI64::new(i64::MIN)),
         }
     }
 

@@ -36,7 +36,8 @@ Emails are masked. Text fields such as reasons, notes and click metadata were wr
 /// What a tool needs to run: the local core, or a hosted deployment's REST API.
 #[derive(Clone)]
 enum Backend {
-    Local(App),
+    /// Boxed: an `App` is several times the size of the remote variant.
+    Local(Box<App>),
     Remote(Arc<RemoteApi>),
 }
 
@@ -90,7 +91,7 @@ fn level_rank(l: LoggingLevel) -> u8 {
 
 impl ReferralServer {
     pub fn new(app: App, filter: ToolFilter, local: Option<Principal>) -> Self {
-        Self::with_backend(Backend::Local(app), filter, local)
+        Self::with_backend(Backend::Local(Box::new(app)), filter, local)
     }
 
     /// A server whose tools forward to a deployment's REST API; `principal` is who the

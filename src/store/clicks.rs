@@ -162,7 +162,8 @@ impl Store {
         Ok(row.try_get::<i64, _>(0)?)
     }
 
-    /// Drops rate-limit windows that ended before `before`.
+    /// Drops rate-limit windows that started before `before` (the core calls it once a
+    /// minute per process; see `Referrals::prune_old_rate_limit_windows`).
     pub async fn prune_rate_limits(&self, before: i64) -> Result<u64> {
         Ok(
             sqlx::query("DELETE FROM rate_limits WHERE window_start < $1")

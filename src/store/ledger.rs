@@ -127,26 +127,4 @@ impl Store {
                 .unwrap_or(0),
         )
     }
-
-    /// The sum of the ledger rows of `account` (optionally of one kind): the audit view
-    /// that tests compare with the running balance.
-    pub async fn ledger_sum(&self, account: &str, kind: Option<&str>) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM ledger WHERE account = $1 AND ($2 IS NULL OR kind = $2)",
-        )
-        .bind(account)
-        .bind(kind)
-        .fetch_one(&self.write)
-        .await?)
-    }
-
-    /// Number of ledger rows with this key prefix (e.g. all grants of one attribution).
-    pub async fn ledger_rows_with_prefix(&self, prefix: &str) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM ledger WHERE idempotency_key LIKE $1")
-                .bind(format!("{prefix}%"))
-                .fetch_one(&self.write)
-                .await?,
-        )
-    }
 }

@@ -2,6 +2,11 @@
 //! `REFERRAL_TEST_POSTGRES_URL` is set, on a fresh PostgreSQL database of its own.
 #![allow(dead_code)]
 
+mod sql;
+// Each test binary uses only some of these.
+#[allow(unused_imports)]
+pub use sql::*;
+
 use std::sync::Arc;
 
 use referral_mcp::billing::LedgerSink;
@@ -211,14 +216,6 @@ pub fn click(code: &ReferralCode, ip: &str) -> ClickRequest {
             ip: Some(ip.parse().unwrap()),
         },
     }
-}
-
-/// Sum of reward credits in the ledger for an account.
-pub async fn rewards_credited(store: &Store, id: &str) -> i64 {
-    store
-        .ledger_sum(id, Some("referral_reward"))
-        .await
-        .expect("ledger sum")
 }
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -1,0 +1,126 @@
+//! Flags every command shares (database, secrets, prices, billing, logging) and the
+//! tool-list flags of the two MCP servers. Each one can also come from the environment,
+//! so a deployment configures the service without a command line.
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::config::{Config, parse_prices};
+
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Database URL: `sqlite:FILE` (created on first run) or `postgres://…`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite:referral-mcp.db",
+        global = true
+    )]
+    pub database_url: String,
+    /// Public base URL of the web app, used to build share URLs.
+    #[arg(
+        long,
+        env = "REFERRAL_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub public_url: String,
+    /// HS256 secret for JWTs. Default: generated on first run and stored in the database.
+    #[arg(
+        long,
+        env = "REFERRAL_JWT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub jwt_secret: Option<String>,
+    /// Required `aud` of JWTs.
+    #[arg(
+        long,
+        env = "REFERRAL_JWT_AUDIENCE",
+        default_value = "referral-mcp",
+        global = true
+    )]
+    pub jwt_audience: String,
+    /// Required `iss` of JWTs, if set.
+    #[arg(long, env = "REFERRAL_JWT_ISSUER", global = true)]
+    pub jwt_issuer: Option<String>,
+    /// HMAC key for IP hashes. Default: generated on first run and stored in the database.
+    #[arg(
+        long,
+        env = "REFERRAL_IP_HASH_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub ip_hash_secret: Option<String>,
+    /// Credits per operation, e.g. `list_referrals=2,get_referral=1` (default 1 each).
+    #[arg(long, env = "REFERRAL_PRICES", global = true)]
+    pub prices: Option<String>,
+    /// Public (unauthenticated) calls allowed per IP per minute.
+    #[arg(
+        long,
+        env = "REFERRAL_PUBLIC_RATE_LIMIT",
+        default_value_t = 120,
+        global = true
+    )]
+    pub public_rate_limit: i64,
+    /// Send reward grants to this billing service (POST with an Idempotency-Key) instead
+    /// of the local ledger.
+    #[arg(long, env = "REFERRAL_BILLING_URL", global = true)]
+    pub billing_url: Option<String>,
+    /// Bearer token for the billing service, if it needs one.
+    #[arg(
+        long,
+        env = "REFERRAL_BILLING_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub billing_token: Option<String>,
+    /// Accept RS256 JWTs signed by a key from this JWKS URL (beside HS256).
+    #[arg(long, env = "REFERRAL_JWKS_URL", global = true)]
+    pub jwks_url: Option<String>,
+    /// Log as JSON lines (one object per line, with the request id) instead of text.
+    #[arg(long, env = "REFERRAL_LOG_JSON", global = true)]
+    pub log_json: bool,
+}
+
+impl GlobalArgs {
+    pub fn config(&self) -> Result<Config> {
+        Ok(Config {
+            database_url: self.database_url.clone(),
+            public_url: self.public_url.clone(),
+            jwt_secret: self.jwt_secret.clone(),
+            jwt_audience: self.jwt_audience.clone(),
+            jwt_issuer: self.jwt_issuer.clone(),
+            ip_hash_secret: self.ip_hash_secret.clone(),
+            prices: match &self.prices {
+                Some(p) => parse_prices(p).map_err(anyhow::Error::msg)?,
+                None => Default::default(),
+            },
+            public_rate_per_minute: self.public_rate_limit,
+            billing_url: self.billing_url.clone(),
+            billing_token: self.billing_token.clone(),
+            jwks_url: self.jwks_url.clone(),
+            id_seed: None,
+        })
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ToolArgs {
+    /// Offer only tools that change nothing (plus public click capture).
+    #[arg(long, env = "REFERRAL_READ_ONLY")]
+    pub read_only: bool,
+    /// Offer only these tools (comma-separated names).
+    #[arg(long, env = "REFERRAL_TOOLS", value_delimiter = ',')]
+    pub tools: Vec<String>,
+    /// Never offer these tools (comma-separated names).
+    #[arg(long, env = "REFERRAL_EXCLUDE_TOOLS", value_delimiter = ',')]
+    pub exclude_tools: Vec<String>,
+}
+
+impl ToolArgs {
+    pub fn filter(&self) -> Result<crate::mcp::ToolFilter> {
+        crate::mcp::ToolFilter::new(self.read_only, &self.tools, &self.exclude_tools)
+            .map_err(anyhow::Error::msg)
+    }
+}
