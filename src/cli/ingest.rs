@@ -9,8 +9,8 @@ use anyhow::Result;
 use clap::Subcommand;
 
 use super::print_json;
-use crate::config::App;
 use crate::api::args::{QualifyArgs, SignupArgs};
+use crate::config::App;
 
 #[derive(Subcommand, Debug)]
 pub enum IngestCommand {

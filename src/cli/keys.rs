@@ -4,8 +4,8 @@ use anyhow::{Result, bail};
 use clap::Subcommand;
 
 use super::print_json;
-use crate::core::access::ScopeSet;
 use crate::config::App;
+use crate::core::access::ScopeSet;
 use crate::core::types::AccountId;
 
 #[derive(Subcommand, Debug)]
