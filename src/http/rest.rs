@@ -221,7 +221,7 @@ async fn approve(
                 note: body.note,
             }
             .parse()?;
-            Ok(st.app.core.approve_referral(p, id, note).await?.referral)
+            st.app.core.approve_referral(p, id, note).await
         }
         .await,
     )
@@ -244,7 +244,7 @@ async fn reject(
                 note: body.note,
             };
             let (id, req) = args.parse()?;
-            Ok(st.app.core.reject_referral(p, id, req).await?.referral)
+            st.app.core.reject_referral(p, id, req).await
         }
         .await,
     )

@@ -506,11 +506,11 @@ impl ReferralServer {
     ) -> Result<CallToolResult, McpError> {
         let c = self.caller(&ctx);
         respond(match a.parse() {
-            Ok((id, note)) => self
-                .core()?
-                .approve_referral(c.principal.as_ref(), id, note)
-                .await
-                .map(|d| d.referral),
+            Ok((id, note)) => {
+                self.core()?
+                    .approve_referral(c.principal.as_ref(), id, note)
+                    .await
+            }
             Err(e) => Err(e),
         })
     }
@@ -529,11 +529,11 @@ impl ReferralServer {
     ) -> Result<CallToolResult, McpError> {
         let c = self.caller(&ctx);
         respond(match a.parse() {
-            Ok((id, req)) => self
-                .core()?
-                .reject_referral(c.principal.as_ref(), id, req)
-                .await
-                .map(|d| d.referral),
+            Ok((id, req)) => {
+                self.core()?
+                    .reject_referral(c.principal.as_ref(), id, req)
+                    .await
+            }
             Err(e) => Err(e),
         })
     }
