@@ -5,7 +5,9 @@ mod common;
 use common::*;
 use referral_mcp::core::RejectRequest;
 use referral_mcp::core::text::SafeText;
-use referral_mcp::core::types::{AttributionId, AttributionStatus, ReviewReason, RewardStatus};
+use referral_mcp::core::types::{
+    AttributionId, AttributionModel, AttributionStatus, ReviewReason, RewardStatus,
+};
 use referral_mcp::store::CampaignRow;
 
 /// Signs up a referred account that trips exactly one signal; returns the referral id.
@@ -99,15 +101,11 @@ async fn approving_grants_once_and_approving_twice_grants_once() {
         let id = held(&t, ReviewReason::DisposableEmail).await;
         qualify(&t.core, "bob").await;
         let rid = AttributionId::parse("id", id).unwrap();
-        let d = t.core.approve_as("ops", rid, None).await.unwrap();
-        assert_eq!(
-            d.referral.status,
-            AttributionStatus::Rewarded,
-            "[{}]",
-            db.label
-        );
+        let r = t.core.approve_as("ops", rid, None).await.unwrap();
+        assert_eq!(r.status, AttributionStatus::Rewarded, "[{}]", db.label);
         assert_eq!(rewards_credited(&db, "alice").await, 100);
         assert_eq!(rewards_credited(&db, "bob").await, 50);
+        let d = t.core.referral_detail(rid).await.unwrap();
         assert!(
             d.audit_trail
                 .iter()
@@ -154,7 +152,7 @@ async fn approving_before_qualification_waits_for_it() {
         let t = app(&db).await;
         let id = held(&t, ReviewReason::SameEmail).await;
         let rid = AttributionId::parse("id", id).unwrap();
-        let d = t
+        let r = t
             .core
             .approve_as(
                 "ops",
@@ -163,13 +161,8 @@ async fn approving_before_qualification_waits_for_it() {
             )
             .await
             .unwrap();
-        assert_eq!(
-            d.referral.status,
-            AttributionStatus::Attributed,
-            "[{}]",
-            db.label
-        );
-        assert_eq!(d.referral.review_decision.as_deref(), Some("approved"));
+        assert_eq!(r.status, AttributionStatus::Attributed, "[{}]", db.label);
+        assert_eq!(r.review_decision.as_deref(), Some("approved"));
         assert_eq!(rewards_credited(&db, "alice").await, 0);
         let q = qualify(&t.core, "bob").await;
         assert_eq!(
@@ -189,7 +182,7 @@ async fn rejecting_grants_nothing_and_records_why() {
         let id = held(&t, ReviewReason::SameEmail).await;
         qualify(&t.core, "bob").await;
         let rid = AttributionId::parse("id", id).unwrap();
-        let d = t
+        let r = t
             .core
             .reject_as(
                 "ops",
@@ -201,13 +194,9 @@ async fn rejecting_grants_nothing_and_records_why() {
             )
             .await
             .unwrap();
-        assert_eq!(
-            d.referral.status,
-            AttributionStatus::Rejected,
-            "[{}]",
-            db.label
-        );
-        assert!(d.referral.rewards.is_empty());
+        assert_eq!(r.status, AttributionStatus::Rejected, "[{}]", db.label);
+        assert!(r.rewards.is_empty());
+        let d = t.core.referral_detail(rid).await.unwrap();
         let entry = d
             .audit_trail
             .iter()
@@ -270,7 +259,7 @@ async fn a_referrer_over_the_cap_gets_a_capped_reward_that_is_never_granted() {
                 cap_count: Some(2),
                 cap_credits: None,
                 cap_period_days: 30,
-                attribution_model: "last_click".into(),
+                attribution_model: AttributionModel::LastClick,
                 created_at: START,
             })
             .await

@@ -84,7 +84,7 @@ pub(super) async fn seed(app: &App, cfg: &Config) -> Result<()> {
             cap_count: Some(3),
             cap_credits: None,
             cap_period_days: 30,
-            attribution_model: "last_click".into(),
+            attribution_model: crate::core::types::AttributionModel::LastClick,
             created_at: start,
         })
         .await?;

@@ -3,16 +3,16 @@
 use super::access::{Operation, Principal};
 use super::clock::rfc3339;
 use super::error::Error;
-use super::lifecycle::cap_rule;
+use super::grants::cap_rule;
 use super::text::SafeText;
+use super::transitions::{self, Refusal};
 use super::types::{AccountId, AttributionId, AttributionStatus, CampaignId, Cursor, Limit};
 use super::views::{
-    ClickCountsView, ConversionRates, CountCredits, ReferralDetail, ReferralPage, ReviewCounts,
-    StatsView, audit_view, reason_view, referral_view,
+    ClickCountsView, ConversionRates, CountCredits, ReferralDetail, ReferralPage, ReferralView,
+    ReviewCounts, StatsView, audit_view, reason_view, referral_view,
 };
 use super::{Referrals, Result};
-use crate::store::referrals::Transition;
-use crate::store::{AttributionRow, ListFilter, RewardRow};
+use crate::store::{Applied, AttributionRow, Change, ListFilter, RewardRow, StatusChange};
 
 /// Filters of `list_referrals`.
 #[derive(Debug, Clone)]
@@ -107,6 +107,34 @@ impl StatsQuery {
     }
 }
 
+fn not_found(id: AttributionId) -> Error {
+    Error::NotFound {
+        what: "referral",
+        id: id.to_string(),
+    }
+}
+
+/// The outcome of a review decision, or the error the caller sees: a refusal is a
+/// conflict naming the status the referral is in.
+fn decided(
+    id: AttributionId,
+    applied: Applied<Refusal>,
+    verb: &str,
+) -> Result<(AttributionRow, Change)> {
+    match applied {
+        Applied::Done { row, change } => Ok((*row, change)),
+        Applied::NotFound => Err(not_found(id)),
+        Applied::Refused(Refusal(status)) => Err(Error::conflict_status(
+            format!(
+                "referral {id} is {status}, not {}; only referrals in {} can be {verb}. Use get_referral to see its history.",
+                AttributionStatus::ReviewRequired,
+                AttributionStatus::ReviewRequired,
+            ),
+            status.as_str(),
+        )),
+    }
+}
+
 impl Referrals {
     pub async fn list_referrals(
         &self,
@@ -121,7 +149,7 @@ impl Referrals {
         let (rows, rewards, next_cursor) = self
             .page(ListFilter {
                 user: q.user.map(|u| u.to_string()),
-                status: q.status.map(|s| s.as_str().to_owned()),
+                status: q.status,
                 campaign: q.campaign.map(|c| c.as_str().to_owned()),
                 pending_grant: q.pending_grant,
                 before_id: q.cursor.map(Cursor::below),
@@ -174,7 +202,7 @@ impl Referrals {
         let audit = self.store.audit_trail(id.get()).await?;
         Ok(ReferralDetail {
             referral,
-            review_reasons: reasons.iter().filter_map(reason_view).collect(),
+            review_reasons: reasons.iter().map(reason_view).collect(),
             audit_trail: audit.iter().map(audit_view).collect(),
         })
     }
@@ -184,7 +212,7 @@ impl Referrals {
         principal: Option<&Principal>,
         id: AttributionId,
         note: Option<SafeText>,
-    ) -> Result<ReferralDetail> {
+    ) -> Result<ReferralView> {
         self.metered(principal, Operation::ApproveReferral, async {
             let actor = principal.map(Principal::actor).unwrap_or_default();
             self.approve_as(&actor, id, note).await
@@ -193,25 +221,44 @@ impl Referrals {
     }
 
     /// Approves as `actor`, then resumes granting if the referral already qualified.
+    /// Returns the referral with its rewards as they are after granting; the review
+    /// reasons and audit trail are [`Referrals::referral_detail`]'s, not read here.
     pub async fn approve_as(
         &self,
         actor: &str,
         id: AttributionId,
         note: Option<SafeText>,
-    ) -> Result<ReferralDetail> {
-        let current = self.referral_with_rewards(id.get()).await?;
+    ) -> Result<ReferralView> {
+        let current = self
+            .store
+            .attribution(id.get())
+            .await?
+            .ok_or_else(|| not_found(id))?;
         let campaign = self.campaign(&current.campaign).await?;
         let over_cap = cap_rule(&campaign);
         let plan = self.reward_plan(&campaign, &over_cap);
-        let t = self
+        let applied = self
             .store
-            .approve(id.get(), actor, note.as_ref().map(SafeText::as_str), &plan)
+            .change_status(
+                id.get(),
+                &StatusChange {
+                    actor,
+                    reason: None,
+                    note: note.as_ref().map(SafeText::as_str),
+                    qualification: None,
+                    plan: Some(&plan),
+                    now: plan.now,
+                },
+                transitions::approve,
+            )
             .await?;
-        let row = self.transition_result(id, t, "approved")?;
-        if row.status == "qualified" {
-            self.grant_own(row.id, plan.lease_until).await?;
+        let (row, change) = decided(id, applied, "approved")?;
+        if !change.create_rewards {
+            return self.with_rewards(row).await;
         }
-        self.referral_detail(id).await
+        self.grant_own(id.get(), plan.lease_until).await?;
+        // Granting may have settled it as `rewarded`: read it again.
+        self.referral_with_rewards(id.get()).await
     }
 
     pub async fn reject_referral(
@@ -219,7 +266,7 @@ impl Referrals {
         principal: Option<&Principal>,
         id: AttributionId,
         req: RejectRequest,
-    ) -> Result<ReferralDetail> {
+    ) -> Result<ReferralView> {
         self.metered(principal, Operation::RejectReferral, async {
             let actor = principal.map(Principal::actor).unwrap_or_default();
             self.reject_as(&actor, id, req).await
@@ -227,45 +274,36 @@ impl Referrals {
         .await
     }
 
+    /// Rejects as `actor`; returns the referral as the rejection left it.
     pub async fn reject_as(
         &self,
         actor: &str,
         id: AttributionId,
         req: RejectRequest,
-    ) -> Result<ReferralDetail> {
-        let t = self
+    ) -> Result<ReferralView> {
+        let applied = self
             .store
-            .reject(
+            .change_status(
                 id.get(),
-                actor,
-                req.reason.as_str(),
-                req.note.as_ref().map(SafeText::as_str),
-                self.clock.now(),
+                &StatusChange {
+                    actor,
+                    reason: Some(req.reason.as_str()),
+                    note: req.note.as_ref().map(SafeText::as_str),
+                    qualification: None,
+                    plan: None,
+                    now: self.clock.now(),
+                },
+                transitions::reject,
             )
             .await?;
-        self.transition_result(id, t, "rejected")?;
-        self.referral_detail(id).await
+        let (row, _) = decided(id, applied, "rejected")?;
+        self.with_rewards(row).await
     }
 
-    fn transition_result(
-        &self,
-        id: AttributionId,
-        t: Transition,
-        verb: &str,
-    ) -> Result<crate::store::AttributionRow> {
-        match t {
-            Transition::Done(row) => Ok(*row),
-            Transition::NotFound => Err(Error::NotFound {
-                what: "referral",
-                id: id.to_string(),
-            }),
-            Transition::WrongStatus(status) => Err(Error::conflict_status(
-                format!(
-                    "referral {id} is {status}, not review_required; only referrals in review_required can be {verb}. Use get_referral to see its history."
-                ),
-                status,
-            )),
-        }
+    /// The view of a row the status change just returned, with its rewards.
+    async fn with_rewards(&self, row: AttributionRow) -> Result<ReferralView> {
+        let rewards = self.store.rewards_for(&[row.id]).await?;
+        Ok(referral_view(&row, &rewards))
     }
 
     pub async fn get_stats(

@@ -1,20 +1,21 @@
-//! The events that drive a referral: click, signup (attribution), qualification, and the
-//! inline granting of rewards that follows.
+//! The events that drive a referral: click, signup (attribution), qualification. Which
+//! status each leads to is decided in [`super::transitions`]; granting the rewards that
+//! follow is in [`super::grants`].
 
 use std::net::IpAddr;
 
 use super::access::{Operation, Principal};
 use super::click::{RawClick, hash_ip, sanitize};
 use super::error::Error;
+use super::grants::cap_rule;
 use super::review::{SignupFacts, signals};
-use super::sink::{Grant, GrantOutcome, SinkError};
 use super::text::{Email, SafeText};
+use super::transitions;
 use super::types::{AccountId, AttributionModel, CampaignId, ReferralCode};
 use super::views::{ClickReceipt, QualifyOutcome, SignupOutcome, referral_view};
 use super::{Referrals, Result};
-use crate::store::rewards::RewardPlan;
 use crate::store::{
-    AccountRow, AttributionRow, CampaignRow, ClaimedReward, NewAttribution, NewClick,
+    AccountRow, Applied, AttributionRow, CampaignRow, NewAttribution, NewClick, StatusChange,
 };
 
 /// A click on a share link.
@@ -43,13 +44,6 @@ pub struct QualifyEvent {
     pub event: SafeText,
     /// In the smallest currency unit; informational.
     pub amount: Option<i64>,
-}
-
-/// How one grant attempt ended.
-pub(crate) enum Granted {
-    New,
-    Already,
-    Failed(SinkError),
 }
 
 impl Referrals {
@@ -154,8 +148,7 @@ impl Referrals {
                 })?;
             let campaign = self.campaign(&click.campaign).await?;
             let since = now - campaign.window_days * 86_400;
-            let last = AttributionModel::from_db(&campaign.attribution_model)
-                != Some(AttributionModel::FirstClick);
+            let last = campaign.attribution_model != AttributionModel::FirstClick;
             let chosen = self
                 .store
                 .visitor_click(&click.ip_hash, since, now, last)
@@ -217,7 +210,7 @@ impl Referrals {
                     "account {} was already referred by another account (referral {}); an account is referred at most once",
                     ev.account, existing.id
                 ),
-                existing.status,
+                existing.status.as_str(),
             ));
         }
         let ip_hash = ev
@@ -247,6 +240,7 @@ impl Referrals {
             },
             self.settings.velocity_threshold,
         );
+        let (status, action) = transitions::on_signup(!reasons.is_empty());
         let (row, created) = self
             .store
             .insert_attribution(&NewAttribution {
@@ -256,6 +250,8 @@ impl Referrals {
                 campaign: &campaign.id,
                 click_id,
                 reasons: &reasons,
+                status,
+                action,
                 at: now,
             })
             .await?;
@@ -287,22 +283,6 @@ impl Referrals {
             .await?)
     }
 
-    pub(crate) fn reward_plan<'a>(
-        &self,
-        c: &CampaignRow,
-        over_cap: &'a (dyn Fn(i64, i64) -> bool + Send + Sync),
-    ) -> RewardPlan<'a> {
-        let now = self.clock.now();
-        RewardPlan {
-            referrer_credits: c.referrer_credits,
-            referred_credits: c.referred_credits,
-            over_cap,
-            cap_since: now - c.cap_period_days * 86_400,
-            lease_until: now + self.settings.grant_lease_secs,
-            now,
-        }
-    }
-
     /// Records a qualification; an `attributed` referral becomes `qualified`, gets its two
     /// rewards and they are granted at once.
     pub async fn record_qualification(&self, ev: QualifyEvent) -> Result<QualifyOutcome> {
@@ -320,14 +300,27 @@ impl Referrals {
         let campaign = self.campaign(&attr.campaign).await?;
         let over_cap = cap_rule(&campaign);
         let plan = self.reward_plan(&campaign, &over_cap);
-        let t = self
+        let applied = self
             .store
-            .qualify(attr.id, ev.event.as_str(), ev.amount, &plan)
+            .change_status(
+                attr.id,
+                &StatusChange {
+                    actor: "system",
+                    reason: Some(ev.event.as_str()),
+                    note: None,
+                    qualification: Some((ev.event.as_str(), ev.amount)),
+                    plan: Some(&plan),
+                    now: plan.now,
+                },
+                transitions::qualify,
+            )
             .await?;
-        if let crate::store::referrals::Transition::Done(row) = &t
-            && row.status == "qualified"
+        // A refusal (already qualified, decided or rewarded) is not an error: the event is
+        // a replay or too late, and the caller gets the referral as it is.
+        if let Applied::Done { change, .. } = &applied
+            && change.create_rewards
         {
-            self.grant_own(row.id, plan.lease_until).await?;
+            self.grant_own(attr.id, plan.lease_until).await?;
         }
         let view = self.referral_with_rewards(attr.id).await?;
         Ok(QualifyOutcome {
@@ -335,48 +328,6 @@ impl Referrals {
             referred: true,
             referral: Some(view),
         })
-    }
-
-    /// Grants the rewards this process just created for one attribution.
-    pub(crate) async fn grant_own(&self, attribution_id: i64, lease_until: i64) -> Result<()> {
-        let own = self
-            .store
-            .own_pending_rewards(attribution_id, lease_until)
-            .await?;
-        for r in &own {
-            self.grant_one(r).await?;
-        }
-        self.store
-            .settle_attribution(attribution_id, self.clock.now())
-            .await?;
-        Ok(())
-    }
-
-    /// Sends one claimed reward to the sink and records the answer. Only after the sink
-    /// answers is the reward marked granted; a failure leaves it retryable.
-    pub(crate) async fn grant_one(&self, r: &ClaimedReward) -> Result<Granted> {
-        let answer = self
-            .sink
-            .grant(&Grant {
-                key: r.grant_key.clone(),
-                account: r.account.clone(),
-                credits: r.credits,
-            })
-            .await;
-        match answer {
-            Ok(outcome) => {
-                self.store.mark_granted(r.id, self.clock.now()).await?;
-                Ok(match outcome {
-                    GrantOutcome::Granted => Granted::New,
-                    GrantOutcome::AlreadyGranted => Granted::Already,
-                })
-            }
-            Err(e) => {
-                tracing::warn!(reward = r.id, key = %r.grant_key, error = %e, "grant failed");
-                self.store.mark_failed(r.id, &e.to_string()).await?;
-                Ok(Granted::Failed(e))
-            }
-        }
     }
 
     pub(crate) async fn referral_with_rewards(
@@ -393,14 +344,5 @@ impl Referrals {
                 })?;
         let rewards = self.store.rewards_for(&[id]).await?;
         Ok(referral_view(&row, &rewards))
-    }
-}
-
-/// The campaign's cap as a rule over what the referrer already used this period.
-pub(crate) fn cap_rule(c: &CampaignRow) -> impl Fn(i64, i64) -> bool + Send + Sync + use<> {
-    let (cap_count, cap_credits, credits) = (c.cap_count, c.cap_credits, c.referrer_credits);
-    move |used_count, used_credits| {
-        cap_count.is_some_and(|cap| used_count + 1 > cap)
-            || cap_credits.is_some_and(|cap| used_credits + credits > cap)
     }
 }

@@ -3,7 +3,7 @@
 use super::access::{Operation, Principal};
 use super::error::Error;
 use super::text::mask_email;
-use super::types::{AccountId, AttributionStatus, CampaignId, Cursor, Limit, ReferralCode, Side};
+use super::types::{AccountId, CampaignId, Cursor, Limit, ReferralCode, Side};
 use super::views::{MyEvent, MyEventsPage, MyStats, MySummary, RewardSettings, reward_view};
 use super::{Referrals, Result};
 use crate::store::{AttributionRow, ListFilter, RewardRow};
@@ -33,12 +33,12 @@ fn my_event(me: &str, a: &AttributionRow, rewards: &[RewardRow]) -> MyEvent {
         referral_id: a.id,
         role,
         other_email: other.as_deref().map(mask_email),
-        status: AttributionStatus::from_db(&a.status).unwrap_or(AttributionStatus::Attributed),
+        status: a.status,
         campaign: a.campaign.clone(),
         created_at: super::clock::rfc3339(a.created_at),
         my_reward: rewards
             .iter()
-            .find(|r| r.attribution_id == a.id && r.side == role.as_str())
+            .find(|r| r.attribution_id == a.id && r.side == role)
             .map(reward_view),
     }
 }

@@ -16,10 +16,12 @@ pub mod types;
 pub mod views;
 
 mod admin;
+mod grants;
 mod lifecycle;
 mod me;
 mod metering;
 mod recover;
+mod transitions;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -125,7 +127,7 @@ impl Referrals {
                 cap_count: None,
                 cap_credits: None,
                 cap_period_days: 30,
-                attribution_model: "last_click".into(),
+                attribution_model: types::AttributionModel::LastClick,
                 created_at: self.clock.now(),
             })
             .await?;

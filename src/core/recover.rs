@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use tokio_util::sync::CancellationToken;
 
 use super::access::{Operation, Principal};
-use super::lifecycle::Granted;
-use super::types::{Limit, Side};
+use super::grants::Granted;
+use super::types::Limit;
 use super::views::{FailedGrant, RecoverReport};
 use super::{Referrals, Result};
 
@@ -99,7 +99,7 @@ impl Referrals {
                         Granted::Already => report.already_granted += 1,
                         Granted::Failed(e) => report.failed.push(FailedGrant {
                             referral_id: r.attribution_id,
-                            side: Side::from_db(&r.side).unwrap_or(Side::Referrer),
+                            side: r.side,
                             account: r.account.clone(),
                             credits: r.credits,
                             error: e.to_string(),

@@ -17,12 +17,12 @@ pub fn signals(
     referrer: &AccountRow,
     facts: &SignupFacts<'_>,
     velocity_threshold: i64,
-) -> Vec<(&'static str, String)> {
+) -> Vec<(ReviewReason, String)> {
     let mut out = Vec::new();
     if let Some(email) = facts.email {
         if referrer.email_normalized.as_deref() == Some(email.normalized()) {
             out.push((
-                ReviewReason::SameEmail.as_str(),
+                ReviewReason::SameEmail,
                 "the referred e-mail normalizes to the referrer's address".to_owned(),
             ));
         }
@@ -30,13 +30,13 @@ pub fn signals(
             && !is_public_domain(email.domain())
         {
             out.push((
-                ReviewReason::SameEmailDomain.as_str(),
+                ReviewReason::SameEmailDomain,
                 format!("both accounts use the non-public domain {}", email.domain()),
             ));
         }
         if is_disposable_domain(email.domain()) {
             out.push((
-                ReviewReason::DisposableEmail.as_str(),
+                ReviewReason::DisposableEmail,
                 format!("{} is a disposable e-mail domain", email.domain()),
             ));
         }
@@ -45,13 +45,13 @@ pub fn signals(
         && a == b
     {
         out.push((
-            ReviewReason::SameIp.as_str(),
+            ReviewReason::SameIp,
             "signed up from the referrer's IP address (compared as keyed hashes)".to_owned(),
         ));
     }
     if facts.referrer_recent >= velocity_threshold {
         out.push((
-            ReviewReason::ReferrerVelocity.as_str(),
+            ReviewReason::ReferrerVelocity,
             format!(
                 "the referrer already has {} referrals in the last 24 hours (threshold {velocity_threshold})",
                 facts.referrer_recent

@@ -8,6 +8,13 @@ use serde::{Deserialize, Serialize};
 
 use super::error::Error;
 
+/// The persisted vocabulary is defined where it is decoded (the store); these are the
+/// same types, re-exported so the core and its callers name them from here.
+pub use crate::store::status::{
+    AttributionModel, AttributionStatus, AuditAction, ReviewDecision, ReviewReason, RewardStatus,
+    Side,
+};
+
 /// A random, unguessable identifier: `prefix` followed by 24 hex digits (96 bits).
 pub fn random_id(prefix: &str) -> String {
     IdSource::default().random_id(prefix)
@@ -267,76 +274,6 @@ impl Cursor {
         self.0
     }
 }
-
-macro_rules! string_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident => $s:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $s),+ }
-            }
-            pub fn from_db(s: &str) -> Option<Self> {
-                match s { $($s => Some($name::$variant),)+ _ => None }
-            }
-        }
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
-        }
-    };
-}
-
-string_enum!(
-    /// Where a referral is in its lifecycle.
-    AttributionStatus {
-        Attributed => "attributed",
-        ReviewRequired => "review_required",
-        Qualified => "qualified",
-        Rewarded => "rewarded",
-        Rejected => "rejected",
-    }
-);
-
-string_enum!(
-    /// Where one side's reward is.
-    RewardStatus {
-        Pending => "pending",
-        Granted => "granted",
-        Capped => "capped",
-        Failed => "failed",
-        Voided => "voided",
-    }
-);
-
-string_enum!(
-    /// Which side of a referral a reward belongs to.
-    Side {
-        Referrer => "referrer",
-        Referred => "referred",
-    }
-);
-
-string_enum!(
-    /// The fraud signals that hold a referral for review.
-    ReviewReason {
-        SameEmail => "same_email",
-        SameEmailDomain => "same_email_domain",
-        SameIp => "same_ip",
-        DisposableEmail => "disposable_email",
-        ReferrerVelocity => "referrer_velocity",
-    }
-);
-
-string_enum!(
-    /// How a campaign picks among a visitor's clicks.
-    AttributionModel {
-        LastClick => "last_click",
-        FirstClick => "first_click",
-    }
-);
 
 #[cfg(test)]
 mod tests {

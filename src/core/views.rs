@@ -257,10 +257,10 @@ pub struct QualifyOutcome {
 
 pub(crate) fn reward_view(r: &RewardRow) -> RewardView {
     RewardView {
-        side: Side::from_db(&r.side).unwrap_or(Side::Referrer),
+        side: r.side,
         account: r.account.clone(),
         credits: r.credits,
-        status: RewardStatus::from_db(&r.status).unwrap_or(RewardStatus::Pending),
+        status: r.status,
         attempts: r.attempts,
         last_error: r.last_error.clone(),
         granted_at: r.granted_at.map(rfc3339),
@@ -270,14 +270,14 @@ pub(crate) fn reward_view(r: &RewardRow) -> RewardView {
 pub(crate) fn referral_view(a: &AttributionRow, rewards: &[RewardRow]) -> ReferralView {
     ReferralView {
         id: a.id,
-        status: AttributionStatus::from_db(&a.status).unwrap_or(AttributionStatus::Attributed),
+        status: a.status,
         referrer_account: a.referrer_account.clone(),
         referred_account: a.referred_account.clone(),
         referrer_email: a.referrer_email.as_deref().map(mask_email),
         referred_email: a.referred_email.as_deref().map(mask_email),
         code: a.code.clone(),
         campaign: a.campaign.clone(),
-        review_decision: a.review_decision.clone(),
+        review_decision: a.review_decision.map(|d| d.as_str().to_owned()),
         created_at: rfc3339(a.created_at),
         qualified_at: a.qualified_at.map(rfc3339),
         qualification_event: a.qualification_event.clone(),
@@ -289,18 +289,18 @@ pub(crate) fn referral_view(a: &AttributionRow, rewards: &[RewardRow]) -> Referr
     }
 }
 
-pub(crate) fn reason_view(r: &ReasonRow) -> Option<ReviewReasonView> {
-    Some(ReviewReasonView {
-        reason: ReviewReason::from_db(&r.reason)?,
+pub(crate) fn reason_view(r: &ReasonRow) -> ReviewReasonView {
+    ReviewReasonView {
+        reason: r.reason,
         detail: r.detail.clone(),
-    })
+    }
 }
 
 pub(crate) fn audit_view(r: &AuditRow) -> AuditView {
     AuditView {
         at: rfc3339(r.at),
         actor: r.actor.clone(),
-        action: r.action.clone(),
+        action: r.action.as_str().to_owned(),
         reason: r.reason.clone(),
         note: r.note.clone(),
     }

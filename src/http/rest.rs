@@ -206,7 +206,7 @@ async fn approve(
         op,
         async {
             let (id, note) = args.parse()?;
-            Ok(st.app.core.approve_referral(p, id, note).await?.referral)
+            st.app.core.approve_referral(p, id, note).await
         }
         .await,
     )
@@ -225,7 +225,7 @@ async fn reject(
         op,
         async {
             let (id, req) = args.parse()?;
-            Ok(st.app.core.reject_referral(p, id, req).await?.referral)
+            st.app.core.reject_referral(p, id, req).await
         }
         .await,
     )

@@ -111,8 +111,9 @@ impl ReferralServer {
     ) -> Result<Json<ReferralView>, ToolError> {
         let (id, note) = a?.parse()?;
         let p = self.caller(&ctx).principal;
-        let d = self.core()?.approve_referral(p.as_ref(), id, note).await?;
-        Ok(Json(d.referral))
+        Ok(Json(
+            self.core()?.approve_referral(p.as_ref(), id, note).await?,
+        ))
     }
 
     #[tool(
@@ -133,8 +134,9 @@ impl ReferralServer {
     ) -> Result<Json<ReferralView>, ToolError> {
         let (id, req) = a?.parse()?;
         let p = self.caller(&ctx).principal;
-        let d = self.core()?.reject_referral(p.as_ref(), id, req).await?;
-        Ok(Json(d.referral))
+        Ok(Json(
+            self.core()?.reject_referral(p.as_ref(), id, req).await?,
+        ))
     }
 
     #[tool(

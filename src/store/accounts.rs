@@ -2,6 +2,7 @@
 
 use sqlx::FromRow;
 
+use super::status::AttributionModel;
 use super::{Result, Store, StoreError};
 
 #[derive(Debug, Clone, FromRow)]
@@ -27,7 +28,7 @@ pub struct CampaignRow {
     pub cap_count: Option<i64>,
     pub cap_credits: Option<i64>,
     pub cap_period_days: i64,
-    pub attribution_model: String,
+    pub attribution_model: AttributionModel,
     pub created_at: i64,
 }
 
@@ -65,7 +66,7 @@ impl Store {
             .bind(c.cap_count)
             .bind(c.cap_credits)
             .bind(c.cap_period_days)
-            .bind(&c.attribution_model)
+            .bind(c.attribution_model.as_str())
             .bind(c.created_at)
             .execute(&self.write)
             .await?;

@@ -18,6 +18,8 @@ pub mod referrals;
 pub mod rewards;
 mod sqlite;
 mod stats;
+pub mod status;
+pub mod status_change;
 
 use sqlx::AnyPool;
 use sqlx::{AssertSqlSafe, Row};
@@ -26,8 +28,9 @@ pub use accounts::{AccountRow, CampaignRow};
 pub use clicks::{ClickRow, NewClick};
 pub use keys::ApiKeyRow;
 pub use referrals::{AttributionRow, AuditRow, ListFilter, NewAttribution, ReasonRow};
-pub use rewards::{ClaimedReward, RewardRow};
+pub use rewards::{ClaimedReward, RewardPlan, RewardRow};
 pub use stats::{ClickCounts, StatsRow};
+pub use status_change::{Applied, Change, Current, StatusChange};
 
 /// A storage failure. Its text is for logs only; the core maps it to an internal error.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +54,18 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub enum Dialect {
     Sqlite,
     Postgres,
+}
+
+impl Dialect {
+    /// What a `SELECT` appends to lock the rows it reads until the transaction ends.
+    /// PostgreSQL needs `FOR UPDATE`; on SQLite the single writer connection already
+    /// serializes transactions, so nothing is appended.
+    pub(crate) fn lock_clause(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " FOR UPDATE",
+            Dialect::Sqlite => "",
+        }
+    }
 }
 
 /// The database. Cheap to clone (pools are reference-counted).

@@ -1,11 +1,11 @@
-//! Attributions (referrals), their review reasons and audit trail, and the status
-//! transitions that must happen atomically with them.
+//! Attributions (referrals), their review reasons and audit trail. Status changes after
+//! the insert are in [`super::status_change`].
 
 use sqlx::AnyConnection;
 use sqlx::{FromRow, Row};
 
-use super::rewards::{RewardPlan, create_rewards};
-use super::{Dialect, Result, Store, dynamic};
+use super::status::{AttributionStatus, AuditAction, ReviewDecision, ReviewReason};
+use super::{Result, Store, dynamic};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct AttributionRow {
@@ -15,8 +15,8 @@ pub struct AttributionRow {
     pub code: String,
     pub campaign: String,
     pub click_id: Option<i64>,
-    pub status: String,
-    pub review_decision: Option<String>,
+    pub status: AttributionStatus,
+    pub review_decision: Option<ReviewDecision>,
     pub qualified_at: Option<i64>,
     pub qualification_event: Option<String>,
     pub qualification_amount: Option<i64>,
@@ -28,14 +28,14 @@ pub struct AttributionRow {
 
 #[derive(Debug, Clone, FromRow)]
 pub struct ReasonRow {
-    pub reason: String,
+    pub reason: ReviewReason,
     pub detail: String,
 }
 
 #[derive(Debug, Clone, FromRow)]
 pub struct AuditRow {
     pub actor: String,
-    pub action: String,
+    pub action: AuditAction,
     pub reason: Option<String>,
     pub note: Option<String>,
     pub at: i64,
@@ -47,7 +47,10 @@ pub struct NewAttribution<'a> {
     pub code: &'a str,
     pub campaign: &'a str,
     pub click_id: Option<i64>,
-    pub reasons: &'a [(&'static str, String)],
+    pub reasons: &'a [(ReviewReason, String)],
+    /// The first status and its audit entry, as the core's signup rule decided them.
+    pub status: AttributionStatus,
+    pub action: AuditAction,
     pub at: i64,
 }
 
@@ -55,19 +58,11 @@ pub struct NewAttribution<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     pub user: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<AttributionStatus>,
     pub campaign: Option<String>,
     pub pending_grant: Option<bool>,
     pub before_id: Option<i64>,
     pub limit: i64,
-}
-
-/// What a guarded status change found.
-#[derive(Debug)]
-pub enum Transition {
-    Done(Box<AttributionRow>),
-    WrongStatus(String),
-    NotFound,
 }
 
 const SELECT_ATTRIBUTION: &str = "SELECT a.id, a.referrer_account, a.referred_account, a.code, a.campaign, a.click_id, a.status, a.review_decision,
@@ -77,15 +72,7 @@ const SELECT_ATTRIBUTION: &str = "SELECT a.id, a.referrer_account, a.referred_ac
     LEFT JOIN accounts rr ON rr.id = a.referrer_account
     LEFT JOIN accounts rd ON rd.id = a.referred_account";
 
-pub(super) fn lock_clause(d: Dialect) -> &'static str {
-    match d {
-        Dialect::Postgres => " FOR UPDATE",
-        // The single writer connection already serializes transactions.
-        Dialect::Sqlite => "",
-    }
-}
-
-async fn fetch_attribution(conn: &mut AnyConnection, id: i64) -> Result<AttributionRow> {
+pub(super) async fn fetch_attribution(conn: &mut AnyConnection, id: i64) -> Result<AttributionRow> {
     let sql = format!("{SELECT_ATTRIBUTION} WHERE a.id = $1");
     Ok(sqlx::query_as::<_, AttributionRow>(dynamic(sql))
         .bind(id)
@@ -93,11 +80,11 @@ async fn fetch_attribution(conn: &mut AnyConnection, id: i64) -> Result<Attribut
         .await?)
 }
 
-async fn audit(
+pub(super) async fn audit(
     conn: &mut AnyConnection,
     id: i64,
     actor: &str,
-    action: &str,
+    action: AuditAction,
     reason: Option<&str>,
     note: Option<&str>,
     at: i64,
@@ -107,33 +94,13 @@ async fn audit(
     )
     .bind(id)
     .bind(actor)
-    .bind(action)
+    .bind(action.as_str())
     .bind(reason)
     .bind(note)
     .bind(at)
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// Locks the attribution row (PostgreSQL) and returns its status and qualification time.
-async fn lock_status(
-    conn: &mut AnyConnection,
-    d: Dialect,
-    id: i64,
-) -> Result<Option<(String, Option<i64>)>> {
-    let sql = format!(
-        "SELECT status, qualified_at FROM attributions WHERE id = $1{}",
-        lock_clause(d)
-    );
-    let row = sqlx::query(dynamic(sql))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
-    Ok(match row {
-        Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
-        None => None,
-    })
 }
 
 impl Store {
@@ -153,11 +120,6 @@ impl Store {
             let row = fetch_attribution(&mut tx, id).await?;
             return Ok((row, false));
         }
-        let status = if n.reasons.is_empty() {
-            "attributed"
-        } else {
-            "review_required"
-        };
         let inserted = sqlx::query(
             "INSERT INTO attributions (referrer_account, referred_account, code, campaign, click_id, status, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (referred_account) DO NOTHING RETURNING id",
@@ -167,7 +129,7 @@ impl Store {
         .bind(n.code)
         .bind(n.campaign)
         .bind(n.click_id)
-        .bind(status)
+        .bind(n.status.as_str())
         .bind(n.at)
         .fetch_optional(&mut *tx)
         .await?;
@@ -188,17 +150,12 @@ impl Store {
                 "INSERT INTO review_reasons (attribution_id, reason, detail) VALUES ($1, $2, $3)",
             )
             .bind(id)
-            .bind(*reason)
+            .bind(reason.as_str())
             .bind(detail)
             .execute(&mut *tx)
             .await?;
         }
-        let action = if n.reasons.is_empty() {
-            "attributed"
-        } else {
-            "held_for_review"
-        };
-        audit(&mut tx, id, "system", action, None, None, n.at).await?;
+        audit(&mut tx, id, "system", n.action, None, None, n.at).await?;
         let row = fetch_attribution(&mut tx, id).await?;
         tx.commit().await?;
         Ok((row, true))
@@ -268,8 +225,8 @@ impl Store {
         if let Some(u) = &f.user {
             q = q.bind(u.clone());
         }
-        if let Some(s) = &f.status {
-            q = q.bind(s.clone());
+        if let Some(s) = f.status {
+            q = q.bind(s.as_str());
         }
         if let Some(c) = &f.campaign {
             q = q.bind(c.clone());
@@ -298,123 +255,6 @@ impl Store {
         .await?)
     }
 
-    /// `attributed` → `qualified` with rewards created; `review_required` records the
-    /// qualification and waits for a decision; any other status is left alone.
-    pub async fn qualify(
-        &self,
-        id: i64,
-        event: &str,
-        amount: Option<i64>,
-        plan: &RewardPlan<'_>,
-    ) -> Result<Transition> {
-        let mut tx = self.write.begin().await?;
-        let Some((status, qualified_at)) = lock_status(&mut tx, self.dialect, id).await? else {
-            return Ok(Transition::NotFound);
-        };
-        match status.as_str() {
-            "attributed" | "review_required" if qualified_at.is_none() => {
-                let next = if status == "attributed" {
-                    "qualified"
-                } else {
-                    "review_required"
-                };
-                sqlx::query(
-                    "UPDATE attributions SET status = $2, qualified_at = $3, qualification_event = $4, qualification_amount = $5, updated_at = $3 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(next)
-                .bind(plan.now)
-                .bind(event)
-                .bind(amount)
-                .execute(&mut *tx)
-                .await?;
-                audit(
-                    &mut tx,
-                    id,
-                    "system",
-                    "qualified",
-                    Some(event),
-                    None,
-                    plan.now,
-                )
-                .await?;
-                if next == "qualified" {
-                    create_rewards(&mut tx, self.dialect, id, plan).await?;
-                }
-            }
-            _ => return Ok(Transition::WrongStatus(status)),
-        }
-        let row = fetch_attribution(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(Transition::Done(Box::new(row)))
-    }
-
-    /// `review_required` → approved: back to `attributed`, or to `qualified` with rewards
-    /// created when the qualification already arrived.
-    pub async fn approve(
-        &self,
-        id: i64,
-        actor: &str,
-        note: Option<&str>,
-        plan: &RewardPlan<'_>,
-    ) -> Result<Transition> {
-        let mut tx = self.write.begin().await?;
-        let Some((status, qualified_at)) = lock_status(&mut tx, self.dialect, id).await? else {
-            return Ok(Transition::NotFound);
-        };
-        if status != "review_required" {
-            return Ok(Transition::WrongStatus(status));
-        }
-        let next = if qualified_at.is_some() {
-            "qualified"
-        } else {
-            "attributed"
-        };
-        sqlx::query(
-            "UPDATE attributions SET status = $2, review_decision = 'approved', updated_at = $3 WHERE id = $1 AND status = 'review_required'",
-        )
-        .bind(id)
-        .bind(next)
-        .bind(plan.now)
-        .execute(&mut *tx)
-        .await?;
-        audit(&mut tx, id, actor, "approved", None, note, plan.now).await?;
-        if next == "qualified" {
-            create_rewards(&mut tx, self.dialect, id, plan).await?;
-        }
-        let row = fetch_attribution(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(Transition::Done(Box::new(row)))
-    }
-
-    pub async fn reject(
-        &self,
-        id: i64,
-        actor: &str,
-        reason: &str,
-        note: Option<&str>,
-        now: i64,
-    ) -> Result<Transition> {
-        let mut tx = self.write.begin().await?;
-        let Some((status, _)) = lock_status(&mut tx, self.dialect, id).await? else {
-            return Ok(Transition::NotFound);
-        };
-        if status != "review_required" {
-            return Ok(Transition::WrongStatus(status));
-        }
-        sqlx::query(
-            "UPDATE attributions SET status = 'rejected', review_decision = 'rejected', updated_at = $2 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        audit(&mut tx, id, actor, "rejected", Some(reason), note, now).await?;
-        let row = fetch_attribution(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(Transition::Done(Box::new(row)))
-    }
-
     /// `qualified` → `rewarded` once no reward of the attribution is still open.
     pub async fn settle_attribution(&self, id: i64, now: i64) -> Result<()> {
         self.settle_attributions(vec![id], now).await
@@ -426,11 +266,12 @@ impl Store {
             Box::pin(async move {
                 for id in ids {
                     sqlx::query(
-                        "UPDATE attributions SET status = 'rewarded', updated_at = $2 WHERE id = $1 AND status = 'qualified'
+                        "UPDATE attributions SET status = $3, updated_at = $2 WHERE id = $1 AND status = 'qualified'
                          AND NOT EXISTS (SELECT 1 FROM rewards r WHERE r.attribution_id = $1 AND r.status IN ('pending', 'failed'))",
                     )
                     .bind(id)
                     .bind(now)
+                    .bind(AttributionStatus::Rewarded.as_str())
                     .execute(&mut *conn)
                     .await?;
                 }

@@ -4,17 +4,17 @@
 use sqlx::AnyConnection;
 use sqlx::FromRow;
 
-use super::referrals::lock_clause;
+use super::status::{RewardStatus, Side};
 use super::{Dialect, Result, Store, dynamic};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct RewardRow {
     pub id: i64,
     pub attribution_id: i64,
-    pub side: String,
+    pub side: Side,
     pub account: String,
     pub credits: i64,
-    pub status: String,
+    pub status: RewardStatus,
     pub grant_key: String,
     pub attempts: i64,
     pub last_error: Option<String>,
@@ -27,7 +27,7 @@ pub struct RewardRow {
 pub struct ClaimedReward {
     pub id: i64,
     pub attribution_id: i64,
-    pub side: String,
+    pub side: Side,
     pub account: String,
     pub credits: i64,
     pub grant_key: String,
@@ -49,8 +49,8 @@ pub struct RewardPlan<'a> {
 
 const REWARD_COLS: &str = "id, attribution_id, side, account, credits, status, grant_key, attempts, last_error, created_at, granted_at";
 
-pub fn grant_key(attribution_id: i64, side: &str) -> String {
-    format!("referral:{attribution_id}:{side}")
+pub fn grant_key(attribution_id: i64, side: Side) -> String {
+    format!("referral:{attribution_id}:{}", side.as_str())
 }
 
 /// Creates both rewards of an attribution inside the caller's transaction.
@@ -66,7 +66,7 @@ pub(super) async fn create_rewards(
             .fetch_one(&mut *conn)
             .await?;
     // Serialize cap decisions per referrer across instances.
-    let lock = format!("SELECT id FROM accounts WHERE id = $1{}", lock_clause(d));
+    let lock = format!("SELECT id FROM accounts WHERE id = $1{}", d.lock_clause());
     sqlx::query(dynamic(lock))
         .bind(&referrer)
         .fetch_optional(&mut *conn)
@@ -80,29 +80,34 @@ pub(super) async fn create_rewards(
     .fetch_one(&mut *conn)
     .await?;
     let referrer_status = if (plan.over_cap)(used_count, used_credits) {
-        "capped"
+        RewardStatus::Capped
     } else {
-        "pending"
+        RewardStatus::Pending
     };
     for (side, account, credits, status) in [
         (
-            "referrer",
+            Side::Referrer,
             &referrer,
             plan.referrer_credits,
             referrer_status,
         ),
-        ("referred", &referred, plan.referred_credits, "pending"),
+        (
+            Side::Referred,
+            &referred,
+            plan.referred_credits,
+            RewardStatus::Pending,
+        ),
     ] {
-        let lease = (status == "pending").then_some(plan.lease_until);
+        let lease = (status == RewardStatus::Pending).then_some(plan.lease_until);
         sqlx::query(
             "INSERT INTO rewards (attribution_id, side, account, credits, status, grant_key, claimed_until, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (attribution_id, side) DO NOTHING",
         )
         .bind(attribution_id)
-        .bind(side)
+        .bind(side.as_str())
         .bind(account)
         .bind(credits)
-        .bind(status)
+        .bind(status.as_str())
         .bind(grant_key(attribution_id, side))
         .bind(lease)
         .bind(plan.now)
@@ -186,11 +191,12 @@ impl Store {
         self.write_tx(move |conn| {
             Box::pin(async move {
                 sqlx::query(
-                    "UPDATE rewards SET status = 'granted', granted_at = $2, claimed_until = NULL, attempts = attempts + 1, last_error = NULL
+                    "UPDATE rewards SET status = $3, granted_at = $2, claimed_until = NULL, attempts = attempts + 1, last_error = NULL
                      WHERE id = $1 AND status IN ('pending', 'failed')",
                 )
                 .bind(reward_id)
                 .bind(now)
+                .bind(RewardStatus::Granted.as_str())
                 .execute(&mut *conn)
                 .await?;
                 Ok(())
@@ -205,11 +211,12 @@ impl Store {
         self.write_tx(move |conn| {
             Box::pin(async move {
                 sqlx::query(
-                    "UPDATE rewards SET status = 'failed', claimed_until = NULL, attempts = attempts + 1, last_error = $2
+                    "UPDATE rewards SET status = $3, claimed_until = NULL, attempts = attempts + 1, last_error = $2
                      WHERE id = $1 AND status IN ('pending', 'failed')",
                 )
                 .bind(reward_id)
                 .bind(&error)
+                .bind(RewardStatus::Failed.as_str())
                 .execute(&mut *conn)
                 .await?;
                 Ok(())

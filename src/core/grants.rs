@@ -1,0 +1,85 @@
+//! Granting: the reward plan a status change hands to the store, the cap rule it carries,
+//! and sending rewards to the credit sink. Shared by qualification, approval and recover.
+
+use super::sink::{Grant, GrantOutcome, SinkError};
+use super::{Referrals, Result};
+use crate::store::{CampaignRow, ClaimedReward, RewardPlan};
+
+/// How one grant attempt ended.
+pub(crate) enum Granted {
+    New,
+    Already,
+    Failed(SinkError),
+}
+
+impl Referrals {
+    /// What the store needs to create a referral's rewards now: the campaign's credits,
+    /// its cap, and the lease that keeps the new rewards with this process for the
+    /// inline grant (a recover run takes them only if that lease runs out).
+    pub(crate) fn reward_plan<'a>(
+        &self,
+        c: &CampaignRow,
+        over_cap: &'a (dyn Fn(i64, i64) -> bool + Send + Sync),
+    ) -> RewardPlan<'a> {
+        let now = self.clock.now();
+        RewardPlan {
+            referrer_credits: c.referrer_credits,
+            referred_credits: c.referred_credits,
+            over_cap,
+            cap_since: now - c.cap_period_days * 86_400,
+            lease_until: now + self.settings.grant_lease_secs,
+            now,
+        }
+    }
+
+    /// Grants the rewards this process just created for one attribution.
+    pub(crate) async fn grant_own(&self, attribution_id: i64, lease_until: i64) -> Result<()> {
+        let own = self
+            .store
+            .own_pending_rewards(attribution_id, lease_until)
+            .await?;
+        for r in &own {
+            self.grant_one(r).await?;
+        }
+        self.store
+            .settle_attribution(attribution_id, self.clock.now())
+            .await?;
+        Ok(())
+    }
+
+    /// Sends one claimed reward to the sink and records the answer. Only after the sink
+    /// answers is the reward marked granted; a failure leaves it retryable.
+    pub(crate) async fn grant_one(&self, r: &ClaimedReward) -> Result<Granted> {
+        let answer = self
+            .sink
+            .grant(&Grant {
+                key: r.grant_key.clone(),
+                account: r.account.clone(),
+                credits: r.credits,
+            })
+            .await;
+        match answer {
+            Ok(outcome) => {
+                self.store.mark_granted(r.id, self.clock.now()).await?;
+                Ok(match outcome {
+                    GrantOutcome::Granted => Granted::New,
+                    GrantOutcome::AlreadyGranted => Granted::Already,
+                })
+            }
+            Err(e) => {
+                tracing::warn!(reward = r.id, key = %r.grant_key, error = %e, "grant failed");
+                self.store.mark_failed(r.id, &e.to_string()).await?;
+                Ok(Granted::Failed(e))
+            }
+        }
+    }
+}
+
+/// The campaign's cap as a rule over what the referrer already used this period.
+pub(crate) fn cap_rule(c: &CampaignRow) -> impl Fn(i64, i64) -> bool + Send + Sync + use<> {
+    let (cap_count, cap_credits, credits) = (c.cap_count, c.cap_credits, c.referrer_credits);
+    move |used_count, used_credits| {
+        cap_count.is_some_and(|cap| used_count + 1 > cap)
+            || cap_credits.is_some_and(|cap| used_credits + credits > cap)
+    }
+}
