@@ -213,11 +213,9 @@ impl Referrals {
         id: AttributionId,
         note: Option<SafeText>,
     ) -> Result<ReferralView> {
-        self.metered(principal, Operation::ApproveReferral, async {
-            let actor = principal.map(Principal::actor).unwrap_or_default();
-            self.approve_as(&actor, id, note).await
-        })
-        .await
+        let op = Operation::ApproveReferral;
+        self.metered(principal, op, self.approve_as(&actor(principal), id, note))
+            .await
     }
 
     /// Approves as `actor`, then resumes granting if the referral already qualified.
@@ -267,11 +265,9 @@ impl Referrals {
         id: AttributionId,
         req: RejectRequest,
     ) -> Result<ReferralView> {
-        self.metered(principal, Operation::RejectReferral, async {
-            let actor = principal.map(Principal::actor).unwrap_or_default();
-            self.reject_as(&actor, id, req).await
-        })
-        .await
+        let op = Operation::RejectReferral;
+        self.metered(principal, op, self.reject_as(&actor(principal), id, req))
+            .await
     }
 
     /// Rejects as `actor`; returns the referral as the rejection left it.
@@ -360,4 +356,9 @@ impl Referrals {
             },
         })
     }
+}
+
+/// Who to name in the audit trail for a decision.
+fn actor(principal: Option<&Principal>) -> String {
+    principal.map(Principal::actor).unwrap_or_default()
 }
