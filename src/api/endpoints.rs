@@ -37,10 +37,10 @@ fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
     g.subschema_for::<T>()
 }
 
-const READ: &[u16] = &[400, 401, 402, 403, 422];
-const ONE: &[u16] = &[401, 402, 403, 404, 422];
-const REVIEW: &[u16] = &[400, 401, 402, 403, 404, 409, 413, 422];
-const WRITE: &[u16] = &[400, 401, 402, 403, 413, 422];
+const READ: &[u16] = &[400, 401, 402, 403, 422, 503];
+const ONE: &[u16] = &[401, 402, 403, 404, 422, 503];
+const REVIEW: &[u16] = &[400, 401, 402, 403, 404, 409, 413, 422, 503];
+const WRITE: &[u16] = &[400, 401, 402, 403, 413, 422, 503];
 
 /// The nine documented operations in the docs' order, then the lifecycle events and the
 /// credential check.
@@ -113,7 +113,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         summary: "Record a share-link click (public)",
         params: schema::<ClickArgs>,
         output: schema::<ClickReceipt>,
-        errors: &[400, 404, 413, 422, 429],
+        errors: &[400, 404, 413, 422, 429, 503],
     },
     Endpoint {
         op: Some(Operation::MySummary),
@@ -123,7 +123,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         summary: "The signed-in user's referral page",
         params: schema::<NoArgs>,
         output: schema::<MySummary>,
-        errors: &[401, 402, 403],
+        errors: &[401, 402, 403, 503],
     },
     Endpoint {
         op: Some(Operation::MyEvents),
@@ -163,7 +163,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         summary: "Who the credential belongs to and its scopes (free)",
         params: schema::<NoArgs>,
         output: schema::<WhoAmI>,
-        errors: &[401],
+        errors: &[401, 503],
     },
 ];
 

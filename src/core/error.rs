@@ -32,6 +32,10 @@ pub enum Error {
     Forbidden(String),
     #[error("rate limited: retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// The database (or another dependency) cannot be reached right now. Nothing was
+    /// done; the same call may be retried. Never reported as a credential problem.
+    #[error("the service is temporarily unavailable; retry in {retry_after_secs} s")]
+    Unavailable { retry_after_secs: u64 },
     /// Something failed inside the service. The message stays in the logs; callers only
     /// see a generic sentence.
     #[error("internal error")]
@@ -49,6 +53,7 @@ impl Error {
             Error::Unauthenticated(_) => "unauthenticated",
             Error::Forbidden(_) => "forbidden",
             Error::RateLimited { .. } => "rate_limited",
+            Error::Unavailable { .. } => "unavailable",
             Error::Internal(_) => "internal",
         }
     }
@@ -77,9 +82,20 @@ impl Error {
     }
 }
 
+/// How long a caller is told to wait when the database is unreachable: long enough for a
+/// restart or fail-over to begin, short enough that an agent's retry is not wasted.
+pub const UNAVAILABLE_RETRY_SECS: u64 = 5;
+
 impl From<crate::store::StoreError> for Error {
     fn from(e: crate::store::StoreError) -> Self {
-        Error::internal(e)
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "database unavailable");
+            Error::Unavailable {
+                retry_after_secs: UNAVAILABLE_RETRY_SECS,
+            }
+        } else {
+            Error::internal(e)
+        }
     }
 }
 

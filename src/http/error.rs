@@ -80,13 +80,16 @@ fn core_problem(err: &Error, op: Option<Operation>) -> Response {
         Error::Unauthenticated(_) => S::UNAUTHORIZED,
         Error::Forbidden(_) => S::FORBIDDEN,
         Error::RateLimited { .. } => S::TOO_MANY_REQUESTS,
+        Error::Unavailable { .. } => S::SERVICE_UNAVAILABLE,
         Error::Internal(_) => S::INTERNAL_SERVER_ERROR,
     };
     let mut p = problem(status, err.code(), &err.public_message());
     match err {
         Error::Invalid { field, .. } => p.field = Some((*field).to_owned()),
         Error::Conflict { current_status, .. } => p.current_status = current_status.clone(),
-        Error::RateLimited { retry_after_secs } => p.retry_after = Some(*retry_after_secs),
+        Error::RateLimited { retry_after_secs } | Error::Unavailable { retry_after_secs } => {
+            p.retry_after = Some(*retry_after_secs)
+        }
         _ => {}
     }
     p.into_response()

@@ -20,6 +20,7 @@ fn status_text(code: u16) -> &'static str {
         413 => "Body over 64 KiB",
         422 => "A value is out of range; `field` names it",
         429 => "Rate limited; see Retry-After",
+        503 => "The database is unavailable; nothing was done or charged; retry after Retry-After",
         _ => "Error",
     }
 }

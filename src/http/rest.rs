@@ -51,9 +51,12 @@ impl FromRequestParts<HttpState> for Auth {
             None => Ok(Auth(None)),
             Some(c) => match st.app.auth.authenticate(&c).await {
                 Ok(p) => Ok(Auth(Some(p))),
-                Err(e) => Err(ApiError::Refused(Refusal::InvalidCredential(
-                    e.public_message(),
-                ))),
+                // Only a credential that does not verify is a 401; a database outage
+                // while checking it is a 503, so a client never drops a valid key.
+                Err(e @ Error::Unauthenticated(_)) => Err(ApiError::Refused(
+                    Refusal::InvalidCredential(e.public_message()),
+                )),
+                Err(e) => Err(ApiError::from(e)),
             },
         }
     }

@@ -56,7 +56,8 @@ impl From<Error> for ToolError {
                 _ => None,
             },
             retry_after: match e {
-                Error::RateLimited { retry_after_secs } => Some(retry_after_secs),
+                Error::RateLimited { retry_after_secs }
+                | Error::Unavailable { retry_after_secs } => Some(retry_after_secs),
                 _ => None,
             },
         }
@@ -94,7 +95,10 @@ fn next_step(code: &str, retry_after: Option<u64>) -> String {
         "unauthenticated" => "configure a valid API key or token for this server".to_owned(),
         "forbidden" => "use a credential with the named scope, or another tool".to_owned(),
         "rate_limited" => format!("wait {} seconds, then retry", retry_after.unwrap_or(1)),
-        "unavailable" => "check the remote URL and the network, then retry".to_owned(),
+        "unavailable" => match retry_after {
+            Some(secs) => format!("nothing was done or charged; retry in {secs} seconds"),
+            None => "check the remote URL and the network, then retry".to_owned(),
+        },
         _ => "retry later; nothing was charged".to_owned(),
     }
 }

@@ -26,6 +26,19 @@ use crate::core::types::AttributionStatus;
 pub struct Caller {
     pub principal: Option<Principal>,
     pub ip: Option<IpAddr>,
+    /// Set when the credential could not be checked (e.g. the database is down): every
+    /// call and listing is answered with this error instead of running.
+    pub not_checked: Option<ToolError>,
+}
+
+impl Caller {
+    pub fn new(principal: Option<Principal>, ip: Option<IpAddr>) -> Self {
+        Self {
+            principal,
+            ip,
+            not_checked: None,
+        }
+    }
 }
 
 const INSTRUCTIONS: &str = "referral-mcp runs a credits-based API's referral program. Every tool call costs 1 credit, charged only on success.
@@ -130,10 +143,7 @@ impl ReferralServer {
                 .get::<Caller>()
                 .cloned()
                 .unwrap_or_default(),
-            None => Caller {
-                principal: self.local.clone(),
-                ip: None,
-            },
+            None => Caller::new(self.local.clone(), None),
         }
     }
 
@@ -191,6 +201,10 @@ impl ServerHandler for ReferralServer {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let caller = self.caller(&ctx);
+        if let Some(e) = caller.not_checked {
+            // A JSON-RPC error, not an HTTP one: the session stays usable.
+            return Err(McpError::internal_error(e.message, None));
+        }
         let tools = listed_tools()
             .iter()
             .filter(|t| self.visible(&t.name, &caller))
@@ -227,7 +241,11 @@ impl ServerHandler for ReferralServer {
                 None,
             ));
         }
-        if let Err(e) = authorize(self.caller(&ctx).principal.as_ref(), op) {
+        let caller = self.caller(&ctx);
+        if let Some(e) = caller.not_checked {
+            return Ok(e.result().into());
+        }
+        if let Err(e) = authorize(caller.principal.as_ref(), op) {
             return Ok(ToolError::from(e).result().into());
         }
         match &self.backend {

@@ -23,9 +23,10 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
 
-use super::{Caller, ReferralServer, ToolFilter};
+use super::{Caller, ReferralServer, ToolError, ToolFilter};
 use crate::api::caller::{MCP_BODY_MAX, NO_CREDENTIALS, Refusal, credentials, peer_ip};
 use crate::config::App;
+use crate::core::error::Error;
 
 /// How `/mcp` is served.
 #[derive(Debug, Clone)]
@@ -86,15 +87,25 @@ pub fn router(app: App, opts: McpHttpOptions, shutdown: &CancellationToken) -> R
 /// Authenticates every MCP request. No credentials: 401 unless anonymous access is on; a
 /// credential that does not verify: 401 `invalid_token`.
 async fn authenticate(State(st): State<AuthState>, mut req: Request, next: Next) -> Response {
-    let principal = match credentials(req.headers()) {
+    let ip = peer_ip(req.extensions());
+    let caller = match credentials(req.headers()) {
         Some(c) => match st.app.auth.authenticate(&c).await {
-            Ok(p) => Some(p),
-            Err(e) => return Refusal::InvalidCredential(e.public_message()).response(),
+            Ok(p) => Caller::new(Some(p), ip),
+            Err(e @ Error::Unauthenticated(_)) => {
+                return Refusal::InvalidCredential(e.public_message()).response();
+            }
+            // The credential could not be checked (the database is down): not a 401,
+            // which would make a client drop a valid token. The request goes on and
+            // every call in it is answered "unavailable, retry" inside the protocol,
+            // so the client's session survives the outage.
+            Err(e) => Caller {
+                not_checked: Some(ToolError::from(e)),
+                ..Caller::new(None, ip)
+            },
         },
-        None if st.allow_anonymous => None,
+        None if st.allow_anonymous => Caller::new(None, ip),
         None => return Refusal::Missing(NO_CREDENTIALS.into()).response(),
     };
-    let ip = peer_ip(req.extensions());
-    req.extensions_mut().insert(Caller { principal, ip });
+    req.extensions_mut().insert(caller);
     next.run(req).await
 }

@@ -48,6 +48,39 @@ pub enum StoreError {
     Commit(String),
 }
 
+impl StoreError {
+    /// Whether the database could not be reached or is refusing work for now (connection
+    /// lost or refused, pool exhausted, server shutting down, SQLite busy), as opposed to a
+    /// statement that failed. Callers answer "unavailable, retry", never "bad credential".
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Db(e) = self else {
+            // Group commits carry the text of the failure that sank the group.
+            return matches!(self, StoreError::Commit(m)
+                if m.contains("database is locked") || m.contains("busy") || m.contains("pool timed out"));
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|c| unavailable_code(&c)),
+            _ => false,
+        }
+    }
+}
+
+/// PostgreSQL: connection exceptions (class 08), too many connections, a database that
+/// does not accept connections, and the server shutting down. SQLite: busy or locked
+/// (extended codes keep the primary code in the low byte).
+fn unavailable_code(code: &str) -> bool {
+    const PG: &[&str] = &["53300", "55000", "57P01", "57P02", "57P03"];
+    if code.starts_with("08") || PG.contains(&code) {
+        return true;
+    }
+    code.parse::<i32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
