@@ -12,6 +12,7 @@ use crate::billing::{HttpSink, LedgerSink, RetryPolicy};
 use crate::core::access::Operation;
 use crate::core::clock::Clock;
 use crate::core::sink::CreditSink;
+use crate::core::types::GrantNamespace;
 use crate::core::{Referrals, Settings};
 use crate::store::Store;
 
@@ -35,6 +36,9 @@ pub struct Config {
     pub jwks_url: Option<String>,
     /// Reproducible click ids and codes (the catalog's examples only).
     pub id_seed: Option<u64>,
+    /// Namespace of grant idempotency keys; when absent, generated on first run and kept
+    /// in the database.
+    pub grant_namespace: Option<String>,
 }
 
 impl Config {
@@ -52,6 +56,7 @@ impl Config {
             billing_token: None,
             jwks_url: None,
             id_seed: None,
+            grant_namespace: None,
         }
     }
 }
@@ -118,6 +123,17 @@ impl App {
                     .await?
             }
         };
+        let grant_namespace = match (&cfg.grant_namespace, cfg.id_seed) {
+            (Some(ns), _) => GrantNamespace::parse("grant_namespace", ns)?,
+            // The catalog's reproducible examples.
+            (None, Some(_)) => GrantNamespace::parse("grant_namespace", "catalog")?,
+            (None, None) => GrantNamespace::parse(
+                "grant_namespace",
+                &store
+                    .setting_or_insert("grant_namespace", GrantNamespace::generate().as_str())
+                    .await?,
+            )?,
+        };
         let settings = Settings {
             public_base_url: cfg.public_url.clone(),
             ip_hash_key: ip_secret.into_bytes(),
@@ -127,6 +143,7 @@ impl App {
                 .id_seed
                 .map(crate::core::types::IdSource::seeded)
                 .unwrap_or_default(),
+            grant_namespace,
             ..Settings::default()
         };
         let sink: Arc<dyn CreditSink> = match (sink, &cfg.billing_url) {

@@ -245,12 +245,13 @@ async fn a_healthy_billing_service_is_credited_at_qualification() {
             db.label
         );
         let keys: Vec<String> = billing.grants.lock().unwrap().keys().cloned().collect();
+        let ns = &t.core.settings().grant_namespace;
         assert!(
-            keys.contains(&format!("referral:{}:referrer", r.id)),
+            keys.contains(&format!("{ns}:referral:{}:referrer", r.id)),
             "{keys:?}"
         );
         assert!(
-            keys.contains(&format!("referral:{}:referred", r.id)),
+            keys.contains(&format!("{ns}:referral:{}:referred", r.id)),
             "{keys:?}"
         );
         assert_eq!(billing.credited("alice"), 100);
@@ -265,7 +266,10 @@ async fn a_key_billing_holds_with_another_amount_is_never_granted() {
         let code = register(&t.core, "alice", "alice@alice.example", "198.51.100.1").await;
         let s = signup_via(&t.core, "bob", "bob@bob.example", "203.0.113.2", &code).await;
         let id = s.referral.unwrap().id;
-        let key = format!("referral:{id}:referrer");
+        let key = format!(
+            "{}:referral:{id}:referrer",
+            t.core.settings().grant_namespace
+        );
         billing
             .grants
             .lock()
@@ -296,5 +300,66 @@ async fn a_key_billing_holds_with_another_amount_is_never_granted() {
             db.label
         );
         assert!(r.failed[0].error.contains("different"), "{:?}", r.failed);
+    }
+}
+
+/// A second database of the same kind as `db`.
+async fn another_like(db: &TestDb) -> TestDb {
+    if db.label == "postgres" {
+        postgres_db().await.expect("postgres configured")
+    } else {
+        sqlite_db().await
+    }
+}
+
+#[tokio::test]
+async fn two_deployments_sharing_one_billing_service_each_get_their_grants_paid() {
+    use referral_mcp::config::{App, Config};
+    use referral_mcp::core::clock::Clock;
+    for db in databases().await {
+        let (billing, url) = billing_stub().await;
+        let other = another_like(&db).await;
+        let mut namespaces = Vec::new();
+        for d in [&db, &other] {
+            let app = App::start_with(
+                &Config::with_database(&d.url),
+                Some(sink(&url)),
+                Clock::System,
+            )
+            .await
+            .unwrap();
+            // The same story in both databases, so both have referral 1.
+            let code = register(&app.core, "alice", "alice@alice.example", "198.51.100.1").await;
+            signup_via(&app.core, "bob", "bob@bob.example", "203.0.113.2", &code).await;
+            let q = qualify(&app.core, "bob").await;
+            let rewards = q.referral.unwrap().rewards;
+            assert!(
+                rewards.iter().all(|w| w.status == RewardStatus::Granted),
+                "[{}] {rewards:?}",
+                db.label
+            );
+            namespaces.push(app.core.settings().grant_namespace.clone());
+            app.store.close().await;
+        }
+        assert_ne!(namespaces[0], namespaces[1], "[{}]", db.label);
+        // Four distinct keys reached billing and each deployment's alice was paid: none of
+        // the second deployment's grants was taken for a replay of the first's.
+        assert_eq!(billing.grants.lock().unwrap().len(), 4, "[{}]", db.label);
+        assert_eq!(billing.credited("alice"), 200, "[{}]", db.label);
+        assert_eq!(billing.credited("bob"), 100, "[{}]", db.label);
+
+        // The namespace is stable for the life of a database, and configuration wins.
+        let again = App::start_with(&Config::with_database(&db.url), None, Clock::System)
+            .await
+            .unwrap();
+        assert_eq!(again.core.settings().grant_namespace, namespaces[0]);
+        again.store.close().await;
+        let mut cfg = Config::with_database(&db.url);
+        cfg.grant_namespace = Some("prod-eu".into());
+        let set = App::start_with(&cfg, None, Clock::System).await.unwrap();
+        assert_eq!(set.core.settings().grant_namespace.as_str(), "prod-eu");
+        set.store.close().await;
+        cfg.grant_namespace = Some("not a namespace".into());
+        assert!(App::start_with(&cfg, None, Clock::System).await.is_err());
     }
 }

@@ -140,7 +140,11 @@ async fn concurrent_approvals_grant_once() {
         assert_eq!(ok, 1, "[{}]", db.label);
         assert_eq!(rewards_credited(&db, "alice").await, 100, "[{}]", db.label);
         assert_eq!(
-            ledger_rows_with_prefix(&db, &format!("referral:{id}:")).await,
+            ledger_rows_with_prefix(
+                &db,
+                &format!("{}:referral:{id}:", t.core.settings().grant_namespace)
+            )
+            .await,
             2
         );
     }

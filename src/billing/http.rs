@@ -1,5 +1,6 @@
 //! The HTTP billing sink: grants go to an external billing service as
-//! `POST {url}` with `Idempotency-Key: referral:{attribution}:{side}` and a JSON body
+//! `POST {url}` with `Idempotency-Key: {namespace}:referral:{attribution}:{side}` (the
+//! namespace is the deployment's, see [`crate::core::types::GrantNamespace`]) and a JSON body
 //! `{key, account, credits, reason}`.
 //!
 //! What we expect of the service (the usual idempotency-key contract, as Stripe's):

@@ -75,6 +75,11 @@ pub struct GlobalArgs {
         global = true
     )]
     pub billing_token: Option<String>,
+    /// Namespace of the idempotency keys grants are sent to billing with; unique per
+    /// deployment. Default: generated on first run and stored in the database. Set it
+    /// explicitly for a restored copy of a database that shares the billing service.
+    #[arg(long, env = "REFERRAL_GRANT_NAMESPACE", global = true)]
+    pub grant_namespace: Option<String>,
     /// Accept RS256 JWTs signed by a key from this JWKS URL (beside HS256).
     #[arg(long, env = "REFERRAL_JWKS_URL", global = true)]
     pub jwks_url: Option<String>,
@@ -101,6 +106,7 @@ impl GlobalArgs {
             billing_token: self.billing_token.clone(),
             jwks_url: self.jwks_url.clone(),
             id_seed: None,
+            grant_namespace: self.grant_namespace.clone(),
         })
     }
 }

@@ -17,7 +17,7 @@ impl Referrals {
     /// its cap, and the lease that keeps the new rewards with this process for the
     /// inline grant (a recover run takes them only if that lease runs out).
     pub(crate) fn reward_plan<'a>(
-        &self,
+        &'a self,
         c: &CampaignRow,
         over_cap: &'a (dyn Fn(i64, i64) -> bool + Send + Sync),
     ) -> RewardPlan<'a> {
@@ -28,6 +28,7 @@ impl Referrals {
             over_cap,
             cap_since: now - c.cap_period_days * 86_400,
             lease_until: now + self.settings.grant_lease_secs,
+            key_namespace: self.settings.grant_namespace.as_str(),
             now,
         }
     }

@@ -58,6 +58,8 @@ pub struct Settings {
     pub public_rate_per_minute: i64,
     /// Source of click ids and referral codes.
     pub ids: types::IdSource,
+    /// Prefix of every grant idempotency key this deployment sends to billing.
+    pub grant_namespace: types::GrantNamespace,
 }
 
 impl Default for Settings {
@@ -71,6 +73,8 @@ impl Default for Settings {
             velocity_threshold: 10,
             public_rate_per_minute: 120,
             ids: types::IdSource::default(),
+            grant_namespace: types::GrantNamespace::parse("ns", "local")
+                .unwrap_or_else(|_| types::GrantNamespace::generate()),
         }
     }
 }

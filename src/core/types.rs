@@ -226,6 +226,44 @@ impl fmt::Display for AttributionId {
     }
 }
 
+/// The deployment's namespace for grant idempotency keys. Two deployments that share a
+/// billing service (production and staging, two programs, a restored copy) must never
+/// send the same key, or the second one's grants are taken as replays of the first's and
+/// never paid. Generated once per database and kept, or set by configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GrantNamespace(String);
+
+impl GrantNamespace {
+    pub fn parse(field: &'static str, raw: &str) -> Result<Self, Error> {
+        let ok = (1..=64).contains(&raw.len())
+            && raw.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(invalid(
+                field,
+                "must be 1-64 characters of letters, digits, _ - and ., starting with a letter or digit",
+            ))
+        }
+    }
+    /// A fresh, unguessable namespace (`rp_` and 96 random bits).
+    pub fn generate() -> Self {
+        Self(random_id("rp_"))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for GrantNamespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A page size, bounded so no request can ask for an unbounded scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit(u32);
@@ -297,6 +335,17 @@ mod tests {
         assert!(ReferralCode::parse("code", "ab/cd").is_err());
         let g = ReferralCode::generate();
         assert_eq!(ReferralCode::parse("code", g.as_str()).unwrap(), g);
+    }
+
+    #[test]
+    fn grant_namespaces_are_bounded_and_generated_ones_parse() {
+        let g = GrantNamespace::generate();
+        assert_eq!(GrantNamespace::parse("ns", g.as_str()).unwrap(), g);
+        assert_ne!(GrantNamespace::generate(), g);
+        assert!(GrantNamespace::parse("ns", "prod-eu.1").is_ok());
+        for bad in ["", "-x", "a:b", "a b", &"x".repeat(65)] {
+            assert!(GrantNamespace::parse("ns", bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -44,13 +44,18 @@ pub struct RewardPlan<'a> {
     /// New pending rewards are claimed by their creator until then, so a concurrent
     /// recover run leaves them to the inline grant (and takes them if that dies).
     pub lease_until: i64,
+    /// The deployment's namespace, the first part of every grant key.
+    pub key_namespace: &'a str,
     pub now: i64,
 }
 
 const REWARD_COLS: &str = "id, attribution_id, side, account, credits, status, grant_key, attempts, last_error, created_at, granted_at";
 
-pub fn grant_key(attribution_id: i64, side: Side) -> String {
-    format!("referral:{attribution_id}:{}", side.as_str())
+/// The grant's idempotency key: `{namespace}:referral:{attribution_id}:{side}`. It is
+/// stored with the reward when the reward is created, so changing the namespace later
+/// never changes the key of a reward that may already have reached billing.
+pub fn grant_key(namespace: &str, attribution_id: i64, side: Side) -> String {
+    format!("{namespace}:referral:{attribution_id}:{}", side.as_str())
 }
 
 /// Creates both rewards of an attribution inside the caller's transaction.
@@ -108,7 +113,7 @@ pub(super) async fn create_rewards(
         .bind(account)
         .bind(credits)
         .bind(status.as_str())
-        .bind(grant_key(attribution_id, side))
+        .bind(grant_key(plan.key_namespace, attribution_id, side))
         .bind(lease)
         .bind(plan.now)
         .execute(&mut *conn)
