@@ -74,8 +74,8 @@ pub fn parse_prices(s: &str) -> Result<HashMap<Operation, i64>, String> {
             .trim()
             .parse()
             .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| format!("price of {name} must be a non-negative integer"))?;
+            .filter(|n| (0..=1_000_000).contains(n))
+            .ok_or_else(|| format!("price of {name} must be an integer from 0 to 1000000"))?;
         out.insert(op, n);
     }
     Ok(out)

@@ -155,3 +155,25 @@ async fn public_clicks_are_free_but_rate_limited_per_ip() {
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn top_ups_out_of_bounds_are_refused_and_change_nothing() {
+    for db in databases().await {
+        let t = app(&db).await;
+        let ops = account("ops");
+        for (i, credits) in [0, -1, -500, i64::MAX, 1_000_000_000_001]
+            .into_iter()
+            .enumerate()
+        {
+            let e = t
+                .core
+                .top_up(&ops, credits, &format!("bad-{i}"))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), "invalid_argument", "[{}] {credits}", db.label);
+        }
+        assert_eq!(t.core.balance(&ops).await.unwrap(), 0, "[{}]", db.label);
+        t.core.top_up(&ops, 1_000_000_000_000, "max").await.unwrap();
+        assert_eq!(t.core.balance(&ops).await.unwrap(), 1_000_000_000_000);
+    }
+}

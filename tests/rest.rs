@@ -490,6 +490,30 @@ async fn the_backend_drives_a_referral_to_granted_rewards_over_rest() {
         assert_eq!(st, StatusCode::OK, "[{}] {v}", db.label);
         assert_eq!(v["referral"]["status"], "attributed");
         let id = v["referral"]["id"].as_i64().unwrap();
+        // Amounts from outside are bounded: refused with 422 naming the field, and
+        // nothing is rewarded.
+        for amount in [
+            json!(-500),
+            json!(-1),
+            json!(i64::MAX),
+            json!(1_000_000_000_001_i64),
+        ] {
+            let (st, _, v) = c
+                .post(
+                    "/ingest/qualifications",
+                    Some(&ingest),
+                    json!({"account": "erin", "amount": amount}),
+                )
+                .await;
+            assert_eq!(
+                st,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "[{}] {amount}: {v}",
+                db.label
+            );
+            assert_eq!(v["field"], "amount", "{v}");
+        }
+        assert_eq!(rewards_credited(&db, "erin").await, 0, "[{}]", db.label);
         let (st, _, v) = c
             .post(
                 "/ingest/qualifications",

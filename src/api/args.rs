@@ -353,7 +353,8 @@ pub struct QualifyArgs {
     /// What happened, default `first_payment` (max 64 characters).
     #[schemars(length(min = 1, max = 64), pattern(r"\S"))]
     pub event: Option<String>,
-    /// Amount in the smallest currency unit; informational.
+    /// Amount in the smallest currency unit, 0 to 10^12; informational.
+    #[schemars(range(min = 0, max = 1_000_000_000_000_i64))]
     #[serde(default, deserialize_with = "integer::optional")]
     pub amount: Option<i64>,
 }
@@ -379,6 +380,21 @@ impl SignupArgs {
     }
 }
 
+/// The largest qualification amount accepted: 10^12 smallest units (ten billion in a
+/// two-decimal currency) is beyond any single payment, and far from overflowing sums.
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
+
+fn qualification_amount(n: i64) -> Result<i64, Error> {
+    if (0..=MAX_AMOUNT).contains(&n) {
+        Ok(n)
+    } else {
+        Err(Error::Invalid {
+            field: "amount",
+            message: format!("must be between 0 and {MAX_AMOUNT} (smallest currency unit)"),
+        })
+    }
+}
+
 impl QualifyArgs {
     pub fn parse(self) -> Result<crate::core::QualifyEvent, Error> {
         Ok(crate::core::QualifyEvent {
@@ -388,7 +404,7 @@ impl QualifyArgs {
                 self.event.as_deref().unwrap_or("first_payment"),
                 64,
             )?,
-            amount: self.amount,
+            amount: self.amount.map(qualification_amount).transpose()?,
         })
     }
 }

@@ -60,6 +60,7 @@ pub struct GlobalArgs {
         long,
         env = "REFERRAL_PUBLIC_RATE_LIMIT",
         default_value_t = 120,
+        value_parser = clap::value_parser!(i64).range(1..=1_000_000),
         global = true
     )]
     pub public_rate_limit: i64,

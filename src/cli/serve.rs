@@ -40,7 +40,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub demo: bool,
     /// Seconds a REST request may run before it is answered 408.
-    #[arg(long, env = "REFERRAL_REQUEST_TIMEOUT", default_value_t = 30)]
+    #[arg(long, env = "REFERRAL_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub request_timeout: u64,
     #[command(flatten)]
     pub tools: ToolArgs,

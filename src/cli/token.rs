@@ -17,8 +17,8 @@ pub enum TokenCommand {
         /// Add `role: admin` (all scopes).
         #[arg(long)]
         admin: bool,
-        /// Lifetime in seconds.
-        #[arg(long, default_value_t = 86_400)]
+        /// Lifetime in seconds, at most ten years.
+        #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=315_360_000))]
         ttl: u64,
         #[arg(long)]
         json: bool,

@@ -155,10 +155,11 @@ impl Referrals {
 
     /// Adds credits to an account (operator top-up). Idempotent per `key`.
     pub async fn top_up(&self, account: &types::AccountId, credits: i64, key: &str) -> Result<()> {
-        if credits <= 0 {
+        // Bounded so that no sum of top-ups and grants can overflow a balance.
+        if !(1..=1_000_000_000_000).contains(&credits) {
             return Err(Error::Invalid {
                 field: "credits",
-                message: "must be positive".into(),
+                message: "must be between 1 and 10^12".into(),
             });
         }
         self.store
