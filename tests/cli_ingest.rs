@@ -146,3 +146,62 @@ async fn ingest_signup_refuses_a_bad_click_id_like_rest_and_a_valid_signup_and_q
         );
     }
 }
+
+#[tokio::test]
+async fn parallel_cli_processes_on_one_database_all_succeed_and_each_event_is_whole() {
+    for db in databases().await {
+        let alice = cli_json(&db, &["ingest", "signup", "--account", "alice"]).await;
+        let code = alice["referral_code"].as_str().unwrap().to_owned();
+        // Twelve signups through alice's code, a top-up and a recover run, all at once,
+        // each its own process: every one waits its turn for the write lock.
+        let mut runs = Vec::new();
+        for i in 0..12 {
+            let account = format!("friend{i}");
+            let code = code.clone();
+            let db_url = db.url.clone();
+            runs.push(tokio::spawn(async move {
+                tokio::process::Command::new(env!("CARGO_BIN_EXE_referral-mcp"))
+                    .args(["ingest", "signup", "--account", &account, "--code", &code])
+                    .env("DATABASE_URL", db_url)
+                    .env_remove("REFERRAL_LOG")
+                    .output()
+                    .await
+                    .unwrap()
+            }));
+        }
+        for args in [
+            vec!["credits", "--account", "ops", "--amount", "10"],
+            vec!["recover", "--limit", "10"],
+        ] {
+            let db_url = db.url.clone();
+            runs.push(tokio::spawn(async move {
+                tokio::process::Command::new(env!("CARGO_BIN_EXE_referral-mcp"))
+                    .args(args)
+                    .env("DATABASE_URL", db_url)
+                    .env_remove("REFERRAL_LOG")
+                    .output()
+                    .await
+                    .unwrap()
+            }));
+        }
+        for run in runs {
+            let out = run.await.unwrap();
+            assert!(
+                out.status.success(),
+                "[{}] {}",
+                db.label,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // Every signup left its account and its attribution (one transaction each).
+        let mut c = sql(&db).await;
+        let (accounts, attributions): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM accounts WHERE id LIKE 'friend%'),
+                    (SELECT COUNT(*) FROM attributions WHERE referrer_account = 'alice')",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        assert_eq!((accounts, attributions), (12, 12), "[{}]", db.label);
+    }
+}

@@ -15,7 +15,8 @@ use super::types::{AccountId, AttributionModel, CampaignId, ReferralCode};
 use super::views::{ClickReceipt, QualifyOutcome, SignupOutcome, referral_view};
 use super::{Referrals, Result};
 use crate::store::{
-    AccountRow, Applied, AttributionRow, CampaignRow, NewAttribution, NewClick, StatusChange,
+    AccountRow, Applied, AttributionRow, CampaignRow, NewAccount, NewAttribution, NewClick,
+    StatusChange,
 };
 
 /// A click on a share link.
@@ -216,13 +217,22 @@ impl Referrals {
         let ip_hash = ev
             .ip
             .map(|ip| hash_ip(&self.settings.ip_hash_key, Some(ip)));
-        let account = self
-            .ensure_account(&ev.account, ev.email.as_ref(), ip_hash.as_deref())
-            .await?;
+        let new_code = || self.settings.ids.referral_code().as_str().to_owned();
+        let account = NewAccount {
+            id: ev.account.as_str(),
+            email: ev
+                .email
+                .as_ref()
+                .map(|e| (e.as_str(), e.normalized(), e.domain())),
+            ip_hash: ip_hash.as_deref(),
+            now,
+            new_code: &new_code,
+        };
         let Some((referrer, campaign, click_id)) = target else {
+            let acc = self.store.ensure_account(&account).await?;
             return Ok(SignupOutcome {
-                account: account.id,
-                referral_code: account.referral_code,
+                account: acc.id,
+                referral_code: acc.referral_code,
                 created: true,
                 referral: None,
             });
@@ -241,45 +251,47 @@ impl Referrals {
             self.settings.velocity_threshold,
         );
         let (status, action) = transitions::on_signup(!reasons.is_empty());
-        let (row, created) = self
+        // The account and its attribution land together or not at all.
+        let (acc, attributed) = self
             .store
-            .insert_attribution(&NewAttribution {
-                referrer_account: &referrer.id,
-                referred_account: &account.id,
-                code: &referrer.referral_code,
-                campaign: &campaign.id,
-                click_id,
-                reasons: &reasons,
-                status,
-                action,
-                at: now,
-            })
+            .record_signup(
+                &account,
+                Some(&NewAttribution {
+                    referrer_account: &referrer.id,
+                    referred_account: ev.account.as_str(),
+                    code: &referrer.referral_code,
+                    campaign: &campaign.id,
+                    click_id,
+                    reasons: &reasons,
+                    status,
+                    action,
+                    at: now,
+                }),
+            )
             .await?;
+        let (row, created) =
+            attributed.ok_or_else(|| Error::internal("signup without its attribution"))?;
         Ok(SignupOutcome {
-            account: account.id,
-            referral_code: account.referral_code,
+            account: acc.id,
+            referral_code: acc.referral_code,
             created,
             referral: Some(referral_view(&row, &[])),
         })
     }
 
-    /// The account, created with a fresh referral code if new; signup data fills in only
-    /// what is still empty.
-    pub(crate) async fn ensure_account(
-        &self,
-        account: &AccountId,
-        email: Option<&Email>,
-        ip_hash: Option<&str>,
-    ) -> Result<AccountRow> {
+    /// The account, created with a fresh referral code if new (a first visit to the
+    /// "invite friends" page).
+    pub(crate) async fn ensure_account(&self, account: &AccountId) -> Result<AccountRow> {
+        let new_code = || self.settings.ids.referral_code().as_str().to_owned();
         Ok(self
             .store
-            .ensure_account(
-                account.as_str(),
-                email.map(|e| (e.as_str(), e.normalized(), e.domain())),
-                ip_hash,
-                self.clock.now(),
-                &|| self.settings.ids.referral_code().as_str().to_owned(),
-            )
+            .ensure_account(&NewAccount {
+                id: account.as_str(),
+                email: None,
+                ip_hash: None,
+                now: self.clock.now(),
+                new_code: &new_code,
+            })
             .await?)
     }
 

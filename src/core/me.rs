@@ -59,7 +59,7 @@ impl Referrals {
 
     pub async fn summary_for(&self, account: &AccountId) -> Result<MySummary> {
         // Every account has a code: one is allocated on the first visit.
-        let acc = self.ensure_account(account, None, None).await?;
+        let acc = self.ensure_account(account).await?;
         let campaign = self.campaign(CampaignId::DEFAULT).await?;
         let (signups, qualified, earned, pending, capped) =
             self.store.referrer_summary(account.as_str()).await?;

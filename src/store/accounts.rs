@@ -1,6 +1,6 @@
 //! Accounts (with their referral codes) and campaigns.
 
-use sqlx::FromRow;
+use sqlx::{AnyConnection, FromRow};
 
 use super::status::AttributionModel;
 use super::{Result, Store, StoreError};
@@ -108,53 +108,79 @@ impl Store {
 
     /// Returns the account, creating it with a fresh referral code if it does not exist.
     /// Signup data (email, IP hash) fills in only what is still empty.
-    pub async fn ensure_account(
-        &self,
-        id: &str,
-        email: Option<(&str, &str, &str)>,
-        ip_hash: Option<&str>,
-        now: i64,
-        new_code: &(dyn Fn() -> String + Send + Sync),
-    ) -> Result<AccountRow> {
-        let (email, norm, domain) = match email {
-            Some((e, n, d)) => (Some(e), Some(n), Some(d)),
-            None => (None, None, None),
-        };
-        // A code collision is astronomically rare (31^10); retry a few times anyway.
-        for _ in 0..5 {
-            let code = new_code();
-            let res = sqlx::query(
+    pub async fn ensure_account(&self, a: &NewAccount<'_>) -> Result<AccountRow> {
+        let mut tx = self.begin_write().await?;
+        let row = upsert_account(&mut tx, a).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+}
+
+/// An account as a signup (or a first visit) describes it.
+pub struct NewAccount<'a> {
+    pub id: &'a str,
+    /// The address, its normalized form and its domain.
+    pub email: Option<(&'a str, &'a str, &'a str)>,
+    pub ip_hash: Option<&'a str>,
+    pub now: i64,
+    /// A fresh referral code, for a new account.
+    pub new_code: &'a (dyn Fn() -> String + Send + Sync),
+}
+
+/// [`Store::ensure_account`] inside the caller's transaction. Written without relying on
+/// a unique violation (which would abort a PostgreSQL transaction): fill in an existing
+/// account, else insert with a fresh code, skipping on any conflict and trying again.
+pub(super) async fn upsert_account(
+    conn: &mut AnyConnection,
+    a: &NewAccount<'_>,
+) -> Result<AccountRow> {
+    let (email, norm, domain) = match a.email {
+        Some((e, n, d)) => (Some(e), Some(n), Some(d)),
+        None => (None, None, None),
+    };
+    // A code collision is astronomically rare (31^10); retry a few times anyway.
+    for _ in 0..5 {
+        let filled = sqlx::query(
+            "UPDATE accounts SET
+               email = COALESCE(email, $2), email_normalized = COALESCE(email_normalized, $3),
+               email_domain = COALESCE(email_domain, $4), signup_ip_hash = COALESCE(signup_ip_hash, $5)
+             WHERE id = $1",
+        )
+        .bind(a.id)
+        .bind(email)
+        .bind(norm)
+        .bind(domain)
+        .bind(a.ip_hash)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if filled == 0 {
+            let inserted = sqlx::query(
                 "INSERT INTO accounts (id, referral_code, email, email_normalized, email_domain, signup_ip_hash, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (id) DO UPDATE SET
-                   email = COALESCE(accounts.email, excluded.email),
-                   email_normalized = COALESCE(accounts.email_normalized, excluded.email_normalized),
-                   email_domain = COALESCE(accounts.email_domain, excluded.email_domain),
-                   signup_ip_hash = COALESCE(accounts.signup_ip_hash, excluded.signup_ip_hash)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
             )
-            .bind(id)
-            .bind(&code)
+            .bind(a.id)
+            .bind((a.new_code)())
             .bind(email)
             .bind(norm)
             .bind(domain)
-            .bind(ip_hash)
-            .bind(now)
-            .execute(&self.write)
-            .await;
-            match res {
-                Ok(_) => {
-                    let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1");
-                    return Ok(sqlx::query_as::<_, AccountRow>(super::dynamic(sql))
-                        .bind(id)
-                        .fetch_one(&self.write)
-                        .await?);
-                }
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
-                Err(e) => return Err(e.into()),
+            .bind(a.ip_hash)
+            .bind(a.now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                // Another signup created it meanwhile, or the code was taken: again.
+                continue;
             }
         }
-        Err(StoreError::Corrupt(
-            "could not allocate a unique referral code".into(),
-        ))
+        let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1");
+        return Ok(sqlx::query_as::<_, AccountRow>(super::dynamic(sql))
+            .bind(a.id)
+            .fetch_one(&mut *conn)
+            .await?);
     }
+    Err(StoreError::Corrupt(
+        "could not allocate a unique referral code".into(),
+    ))
 }

@@ -24,7 +24,7 @@ pub mod status_change;
 use sqlx::AnyPool;
 use sqlx::{AssertSqlSafe, Row};
 
-pub use accounts::{AccountRow, CampaignRow};
+pub use accounts::{AccountRow, CampaignRow, NewAccount};
 pub use clicks::{ClickRow, NewClick};
 pub use keys::ApiKeyRow;
 pub use referrals::{AttributionRow, AuditRow, ListFilter, NewAttribution, ReasonRow};
@@ -152,7 +152,7 @@ impl Store {
         if let Some(g) = &self.group {
             return g.write(f).await;
         }
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         match f(&mut tx).await {
             Ok(v) => {
                 tx.commit().await?;
@@ -163,6 +163,17 @@ impl Store {
                 Err(e)
             }
         }
+    }
+
+    /// A write transaction of the caller's own. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later
+    /// fails with "database is locked" when another process wrote in between, without
+    /// waiting for the busy timeout; taking the lock first makes it wait its turn.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.write.begin().await?,
+        })
     }
 
     pub fn dialect(&self) -> Dialect {

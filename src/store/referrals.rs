@@ -4,6 +4,7 @@
 use sqlx::AnyConnection;
 use sqlx::{FromRow, Row};
 
+use super::accounts::{AccountRow, NewAccount, upsert_account};
 use super::status::{AttributionStatus, AuditAction, ReviewDecision, ReviewReason};
 use super::{Result, Store, dynamic};
 
@@ -103,62 +104,74 @@ pub(super) async fn audit(
     Ok(())
 }
 
-impl Store {
-    /// Inserts an attribution with its review reasons and first audit entry. If the
-    /// referred account is already attributed, returns that attribution and `false`.
-    pub async fn insert_attribution(
-        &self,
-        n: &NewAttribution<'_>,
-    ) -> Result<(AttributionRow, bool)> {
-        let mut tx = self.write.begin().await?;
-        let existing: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM attributions WHERE referred_account = $1")
-                .bind(n.referred_account)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some(id) = existing {
-            let row = fetch_attribution(&mut tx, id).await?;
-            return Ok((row, false));
-        }
-        let inserted = sqlx::query(
-            "INSERT INTO attributions (referrer_account, referred_account, code, campaign, click_id, status, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (referred_account) DO NOTHING RETURNING id",
-        )
-        .bind(n.referrer_account)
-        .bind(n.referred_account)
-        .bind(n.code)
-        .bind(n.campaign)
-        .bind(n.click_id)
-        .bind(n.status.as_str())
-        .bind(n.at)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(inserted) = inserted else {
-            // A concurrent signup for the same account won the race.
-            drop(tx);
-            let id: i64 =
-                sqlx::query_scalar("SELECT id FROM attributions WHERE referred_account = $1")
-                    .bind(n.referred_account)
-                    .fetch_one(&self.write)
-                    .await?;
-            let mut conn = self.write.acquire().await?;
-            return Ok((fetch_attribution(&mut conn, id).await?, false));
-        };
-        let id: i64 = inserted.try_get(0)?;
-        for (reason, detail) in n.reasons {
-            sqlx::query(
-                "INSERT INTO review_reasons (attribution_id, reason, detail) VALUES ($1, $2, $3)",
-            )
-            .bind(id)
-            .bind(reason.as_str())
-            .bind(detail)
-            .execute(&mut *tx)
+/// Inserts an attribution inside the caller's transaction (see [`Store::record_signup`]).
+async fn insert_attribution(
+    conn: &mut AnyConnection,
+    n: &NewAttribution<'_>,
+) -> Result<(AttributionRow, bool)> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM attributions WHERE referred_account = $1")
+            .bind(n.referred_account)
+            .fetch_optional(&mut *conn)
             .await?;
-        }
-        audit(&mut tx, id, "system", n.action, None, None, n.at).await?;
-        let row = fetch_attribution(&mut tx, id).await?;
+    if let Some(id) = found {
+        return Ok((fetch_attribution(conn, id).await?, false));
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO attributions (referrer_account, referred_account, code, campaign, click_id, status, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (referred_account) DO NOTHING RETURNING id",
+    )
+    .bind(n.referrer_account)
+    .bind(n.referred_account)
+    .bind(n.code)
+    .bind(n.campaign)
+    .bind(n.click_id)
+    .bind(n.status.as_str())
+    .bind(n.at)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(inserted) = inserted else {
+        // A concurrent signup for the same account won the race: on PostgreSQL `ON
+        // CONFLICT` waited for its transaction, so this statement sees its row.
+        let id: i64 = sqlx::query_scalar("SELECT id FROM attributions WHERE referred_account = $1")
+            .bind(n.referred_account)
+            .fetch_one(&mut *conn)
+            .await?;
+        return Ok((fetch_attribution(conn, id).await?, false));
+    };
+    let id: i64 = inserted.try_get(0)?;
+    for (reason, detail) in n.reasons {
+        sqlx::query(
+            "INSERT INTO review_reasons (attribution_id, reason, detail) VALUES ($1, $2, $3)",
+        )
+        .bind(id)
+        .bind(reason.as_str())
+        .bind(detail)
+        .execute(&mut *conn)
+        .await?;
+    }
+    audit(conn, id, "system", n.action, None, None, n.at).await?;
+    Ok((fetch_attribution(conn, id).await?, true))
+}
+
+impl Store {
+    /// A signup as one transaction: the account (created with its code, or filled in) and,
+    /// when it came through a referral, the attribution with its review reasons and
+    /// first audit entry. If the account is already attributed, that attribution comes
+    /// back with `false`.
+    pub async fn record_signup(
+        &self,
+        account: &NewAccount<'_>,
+        attribution: Option<&NewAttribution<'_>>,
+    ) -> Result<(AccountRow, Option<(AttributionRow, bool)>)> {
+        let mut tx = self.begin_write().await?;
+        let row = upsert_account(&mut tx, account).await?;
+        let attributed = match attribution {
+            Some(n) => Some(insert_attribution(&mut tx, n).await?),
+            None => None,
+        };
         tx.commit().await?;
-        Ok((row, true))
+        Ok((row, attributed))
     }
 
     pub async fn attribution(&self, id: i64) -> Result<Option<AttributionRow>> {

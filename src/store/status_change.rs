@@ -73,7 +73,7 @@ impl Store {
         F: FnOnce(Current) -> std::result::Result<Change, E> + Send,
         E: Send,
     {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let sql = format!(
             "SELECT status, qualified_at FROM attributions WHERE id = $1{}",
             self.dialect.lock_clause()
