@@ -199,3 +199,152 @@ async fn cancelling_a_run_finishes_the_grants_in_flight_then_stops_and_reports()
         assert_eq!(rewards_credited(&db, "alice").await, 2000);
     }
 }
+
+/// A sink that grants through the ledger after `delay` (real time), or never answers.
+struct SlowSink {
+    inner: referral_mcp::billing::LedgerSink,
+    delay: Option<std::time::Duration>,
+}
+
+#[async_trait::async_trait]
+impl referral_mcp::core::sink::CreditSink for SlowSink {
+    async fn grant(
+        &self,
+        g: &referral_mcp::core::sink::Grant,
+    ) -> Result<referral_mcp::core::sink::GrantOutcome, referral_mcp::core::sink::SinkError> {
+        match self.delay {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending::<()>().await,
+        }
+        self.inner.grant(g).await
+    }
+}
+
+fn slow(t: &TestApp, delay: Option<std::time::Duration>) -> Arc<SlowSink> {
+    Arc::new(SlowSink {
+        inner: referral_mcp::billing::LedgerSink::new(t.store.clone(), t.clock.clone()),
+        delay,
+    })
+}
+
+#[tokio::test]
+async fn the_rewards_of_a_crashed_process_are_recovered_once_its_short_lease_lapses() {
+    for db in databases().await {
+        let t = app(&db).await;
+        let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
+        signup_via(&t.core, "bob", "bob@b.example", "203.0.113.2", &code).await;
+        // Process A qualifies bob, creates and claims both rewards, and dies while billing
+        // has not answered.
+        let a = app_with(
+            &db,
+            Some(slow(&t, None)),
+            referral_mcp::core::Settings::default(),
+        )
+        .await;
+        let crashed = tokio::spawn({
+            let core = a.core.clone();
+            async move { qualify(&core, "bob").await }
+        });
+        let mut c = sql(&db).await;
+        for _ in 0..200 {
+            let n: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM rewards WHERE claimed_until IS NOT NULL")
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap();
+            if n == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        crashed.abort();
+        // Sixteen seconds later a recover run on another process finishes them.
+        t.clock.advance(16);
+        let report = t
+            .core
+            .run_recover(limit(100), &|_| {}, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(report.attempted, 2, "[{}] {report:?}", db.label);
+        assert_eq!(report.remaining, 0, "[{}] {report:?}", db.label);
+        assert_eq!(rewards_credited(&db, "alice").await, 100);
+    }
+}
+
+#[tokio::test]
+async fn a_live_run_renews_its_claims_so_a_second_run_never_takes_them() {
+    for db in databases().await {
+        // Real time: the claims must outlive a short lease while billing is slow.
+        let store = referral_mcp::store::Store::connect(&db.url).await.unwrap();
+        let clock = referral_mcp::core::clock::Clock::System;
+        let settings = || referral_mcp::core::Settings {
+            grant_lease_secs: 2,
+            ..referral_mcp::core::Settings::default()
+        };
+        let sink = |delay| {
+            Arc::new(SlowSink {
+                inner: referral_mcp::billing::LedgerSink::new(store.clone(), clock.clone()),
+                delay,
+            })
+        };
+        let fast = referral_mcp::core::Referrals::new(
+            store.clone(),
+            sink(Some(std::time::Duration::ZERO)),
+            settings(),
+            clock.clone(),
+        );
+        fast.ensure_default_campaign().await.unwrap();
+        let code = register(&fast, "alice", "alice@example.com", "198.51.100.1").await;
+        signup_via(&fast, "bob", "bob@b.example", "203.0.113.2", &code).await;
+        // Billing is down when bob qualifies: both rewards wait for recovery.
+        let down = referral_mcp::core::Referrals::new(
+            store.clone(),
+            Arc::new(FailingSink),
+            settings(),
+            clock.clone(),
+        );
+        qualify(&down, "bob").await;
+        // Run A takes them and billing needs 5 s per grant; run B starts 3 s in, after
+        // A's first lease would have lapsed without renewal.
+        let slow_core = referral_mcp::core::Referrals::new(
+            store.clone(),
+            sink(Some(std::time::Duration::from_secs(5))),
+            settings(),
+            clock.clone(),
+        );
+        let a = tokio::spawn(async move {
+            slow_core
+                .run_recover(limit(100), &|_| {}, &CancellationToken::new())
+                .await
+                .unwrap()
+        });
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let b = fast
+            .run_recover(limit(100), &|_| {}, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            b.attempted, 0,
+            "[{}] B took A's live claims: {b:?}",
+            db.label
+        );
+        let a = a.await.unwrap();
+        assert_eq!(a.granted, 2, "[{}] {a:?}", db.label);
+        assert_eq!(rewards_credited(&db, "alice").await, 100);
+    }
+}
+
+/// A billing service that is down.
+struct FailingSink;
+
+#[async_trait::async_trait]
+impl referral_mcp::core::sink::CreditSink for FailingSink {
+    async fn grant(
+        &self,
+        _: &referral_mcp::core::sink::Grant,
+    ) -> Result<referral_mcp::core::sink::GrantOutcome, referral_mcp::core::sink::SinkError> {
+        Err(referral_mcp::core::sink::SinkError::Unavailable(
+            "down (test)".into(),
+        ))
+    }
+}

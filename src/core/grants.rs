@@ -1,6 +1,9 @@
 //! Granting: the reward plan a status change hands to the store, the cap rule it carries,
 //! and sending rewards to the credit sink. Shared by qualification, approval and recover.
 
+use std::future::Future;
+use std::time::Duration;
+
 use super::sink::{Grant, GrantOutcome, SinkError};
 use super::{Referrals, Result};
 use crate::store::{CampaignRow, ClaimedReward, RewardPlan};
@@ -39,9 +42,14 @@ impl Referrals {
             .store
             .own_pending_rewards(attribution_id, lease_until)
             .await?;
-        for r in &own {
-            self.grant_one(r).await?;
-        }
+        let ids: Vec<i64> = own.iter().map(|r| r.id).collect();
+        self.holding(&ids, async {
+            for r in &own {
+                self.grant_one(r).await?;
+            }
+            Ok::<_, super::error::Error>(())
+        })
+        .await?;
         self.store
             .settle_attribution(attribution_id, self.clock.now())
             .await?;
@@ -71,6 +79,29 @@ impl Referrals {
                 tracing::warn!(reward = r.id, key = %r.grant_key, error = %e, "grant failed");
                 self.store.mark_failed(r.id, &e.to_string()).await?;
                 Ok(Granted::Failed(e))
+            }
+        }
+    }
+}
+
+impl Referrals {
+    /// Runs `work` while keeping this process's claims on `ids` alive: a slow billing
+    /// service (an HTTP sink may take several timeouts) never lets a claim lapse under a
+    /// live process, so concurrent runs never send the same grant, while a crashed
+    /// process's claims lapse after one short lease.
+    pub(crate) async fn holding<T>(&self, ids: &[i64], work: impl Future<Output = T>) -> T {
+        let lease = self.settings.grant_lease_secs;
+        let every = Duration::from_secs(u64::try_from(lease / 3).unwrap_or(1).max(1));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = tick.tick() => {
+                    if let Err(e) = self.store.renew_claims(ids, self.clock.now() + lease).await {
+                        tracing::warn!(error = %e, "renewing reward claims failed");
+                    }
+                }
             }
         }
     }

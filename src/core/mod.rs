@@ -50,7 +50,9 @@ pub struct Settings {
     /// Credits per operation; operations not listed cost [`Settings::default_price`].
     pub prices: HashMap<Operation, i64>,
     pub default_price: i64,
-    /// How long a process holds a claimed reward before another run may take it.
+    /// How long a claim on a reward lasts unless its holder renews it. A live process
+    /// renews its claims while it works on them (every third of this), so the lease only
+    /// decides how soon the rewards of a crashed process can be recovered.
     pub grant_lease_secs: i64,
     /// Referrals by one referrer in 24 hours at which new ones are held for review.
     pub velocity_threshold: i64,
@@ -69,7 +71,7 @@ impl Default for Settings {
             ip_hash_key: b"change-me".to_vec(),
             prices: HashMap::new(),
             default_price: 1,
-            grant_lease_secs: 120,
+            grant_lease_secs: 15,
             velocity_threshold: 10,
             public_rate_per_minute: 120,
             ids: types::IdSource::default(),

@@ -11,6 +11,7 @@ use super::grants::Granted;
 use super::types::Limit;
 use super::views::{FailedGrant, RecoverReport};
 use super::{Referrals, Result};
+use crate::store::ClaimedReward;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RecoverRequest {
@@ -64,7 +65,7 @@ impl Referrals {
         let mut report = RecoverReport::default();
         let mut touched = BTreeSet::new();
         let mut after_id = 0;
-        'outer: while report.attempted < limit {
+        while report.attempted < limit {
             if cancel.is_cancelled() {
                 report.cancelled = true;
                 break;
@@ -81,35 +82,16 @@ impl Referrals {
             after_id = last.id;
             // Grants run a few at a time: they are independent (one key each), and on
             // SQLite their writes then share commits. Cancellation is checked between
-            // these small groups.
-            for (n, group) in batch.chunks(CONCURRENT).enumerate() {
-                if cancel.is_cancelled() {
-                    let rest: Vec<i64> = batch[n * CONCURRENT..].iter().map(|r| r.id).collect();
-                    self.store.release_claims(&rest).await?;
-                    report.cancelled = true;
-                    break 'outer;
-                }
-                let answers =
-                    futures::future::join_all(group.iter().map(|r| self.grant_one(r))).await;
-                for (r, answer) in group.iter().zip(answers) {
-                    report.attempted += 1;
-                    touched.insert(r.attribution_id);
-                    match answer? {
-                        Granted::New => report.granted += 1,
-                        Granted::Already => report.already_granted += 1,
-                        Granted::Failed(e) => report.failed.push(FailedGrant {
-                            referral_id: r.attribution_id,
-                            side: r.side,
-                            account: r.account.clone(),
-                            credits: r.credits,
-                            error: e.to_string(),
-                        }),
-                    }
-                    progress(RecoverProgress {
-                        done: report.attempted,
-                        total: total.max(report.attempted),
-                    });
-                }
+            // these small groups. The batch's claims stay alive while it is worked on.
+            let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
+            let stop = self
+                .holding(
+                    &ids,
+                    self.grant_batch(&batch, &mut report, &mut touched, total, progress, cancel),
+                )
+                .await?;
+            if stop {
+                break;
             }
         }
         self.store
@@ -117,5 +99,47 @@ impl Referrals {
             .await?;
         report.remaining = self.store.count_open_rewards().await?;
         Ok(report)
+    }
+
+    /// Grants one claimed batch, a group at a time. Returns whether the run was
+    /// cancelled (the claims it did not get to are given back).
+    async fn grant_batch(
+        &self,
+        batch: &[ClaimedReward],
+        report: &mut RecoverReport,
+        touched: &mut BTreeSet<i64>,
+        total: u64,
+        progress: &(dyn Fn(RecoverProgress) + Send + Sync),
+        cancel: &CancellationToken,
+    ) -> Result<bool> {
+        for (n, group) in batch.chunks(CONCURRENT).enumerate() {
+            if cancel.is_cancelled() {
+                let rest: Vec<i64> = batch[n * CONCURRENT..].iter().map(|r| r.id).collect();
+                self.store.release_claims(&rest).await?;
+                report.cancelled = true;
+                return Ok(true);
+            }
+            let answers = futures::future::join_all(group.iter().map(|r| self.grant_one(r))).await;
+            for (r, answer) in group.iter().zip(answers) {
+                report.attempted += 1;
+                touched.insert(r.attribution_id);
+                match answer? {
+                    Granted::New => report.granted += 1,
+                    Granted::Already => report.already_granted += 1,
+                    Granted::Failed(e) => report.failed.push(FailedGrant {
+                        referral_id: r.attribution_id,
+                        side: r.side,
+                        account: r.account.clone(),
+                        credits: r.credits,
+                        error: e.to_string(),
+                    }),
+                }
+                progress(RecoverProgress {
+                    done: report.attempted,
+                    total: total.max(report.attempted),
+                });
+            }
+        }
+        Ok(false)
     }
 }

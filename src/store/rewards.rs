@@ -230,6 +230,32 @@ impl Store {
         .await
     }
 
+    /// Extends this process's live claims (rewards still open and still claimed) until
+    /// `until`; rewards already answered (claim cleared) are left alone.
+    pub async fn renew_claims(&self, reward_ids: &[i64], until: i64) -> Result<()> {
+        if reward_ids.is_empty() {
+            return Ok(());
+        }
+        let ids = reward_ids.to_vec();
+        self.write_tx(move |conn| {
+            Box::pin(async move {
+                let placeholders: Vec<String> =
+                    (2..ids.len() + 2).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "UPDATE rewards SET claimed_until = $1 WHERE id IN ({}) AND status IN ('pending', 'failed') AND claimed_until IS NOT NULL",
+                    placeholders.join(", ")
+                );
+                let mut q = sqlx::query(dynamic(sql)).bind(until);
+                for id in &ids {
+                    q = q.bind(*id);
+                }
+                q.execute(&mut *conn).await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
     /// Gives back claims a cancelled run did not get to.
     pub async fn release_claims(&self, reward_ids: &[i64]) -> Result<()> {
         for id in reward_ids {
