@@ -79,6 +79,7 @@ pub fn router(app: App, opts: McpHttpOptions, shutdown: &CancellationToken) -> R
     };
     Router::new()
         .nest_service("/mcp", mcp)
+        .layer(middleware::from_fn(super::jsonrpc::check_envelope))
         .layer(middleware::from_fn_with_state(state, authenticate))
         .layer(RequestBodyLimitLayer::new(MCP_BODY_MAX))
 }
