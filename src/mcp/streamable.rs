@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use super::{Caller, ReferralServer, ToolFilter};
-use crate::api::caller::{MCP_BODY_MAX, NO_CREDENTIALS, Refusal, credentials, peer_ip};
+use crate::api::caller::{MCP_BODY_MAX, NO_CREDENTIALS, Refusal, client_ip, credentials};
 use crate::config::App;
 
 /// How `/mcp` is served.
@@ -95,7 +95,7 @@ async fn authenticate(State(st): State<AuthState>, mut req: Request, next: Next)
         None if st.allow_anonymous => None,
         None => return Refusal::Missing(NO_CREDENTIALS.into()).response(),
     };
-    let ip = peer_ip(req.extensions());
+    let ip = client_ip(req.extensions(), req.headers());
     req.extensions_mut().insert(Caller { principal, ip });
     next.run(req).await
 }
