@@ -3,7 +3,8 @@
 //! Both faces read credentials and the peer address the same way, and every `401` and
 //! `403` either face answers is built by [`Refusal::response`]: a problem document with
 //! the code `unauthenticated` or `forbidden` and a `WWW-Authenticate` challenge. The
-//! challenge names the absolute metadata URL, which needs the `Host` the caller used, so
+//! challenge names the absolute metadata URL, built from the configured public URL (the
+//! request's `Host` is the caller's to choose, so it is never used), and
 //! [`add_challenge`] (one middleware around the whole server) renders it.
 
 use std::net::{IpAddr, SocketAddr};
@@ -13,6 +14,7 @@ use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::edge::Edge;
 use super::problem::problem;
 use crate::auth::Credentials;
 use crate::core::access::{Access, Operation, Scope};
@@ -42,11 +44,37 @@ pub fn credentials(headers: &HeaderMap) -> Option<Credentials> {
 }
 
 /// The TCP peer's address, when the server was started with connect info. Behind a proxy
-/// it is the proxy's (see the README's security notes).
+/// it is the proxy's: use [`client_ip`] for the caller's.
 pub fn peer_ip(extensions: &Extensions) -> Option<IpAddr> {
     extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
+}
+
+/// The caller's address, the one both faces use for click capture, dedupe and the public
+/// rate limit: the TCP peer, or, when the peer is a configured trusted proxy, the client
+/// it forwarded for ([`Edge::client_ip`]). Without an [`Edge`] (a server composed without
+/// one) no proxy is trusted.
+pub fn client_ip(extensions: &Extensions, headers: &HeaderMap) -> Option<IpAddr> {
+    let peer = peer_ip(extensions)?;
+    Some(match extensions.get::<Edge>() {
+        Some(edge) => edge.client_ip(peer, headers),
+        None => peer.to_canonical(),
+    })
+}
+
+/// Where clients reach this server (no trailing slash): the configured public URL, or
+/// the default one when the server was composed without an [`Edge`].
+pub fn public_base(extensions: &Extensions) -> String {
+    extensions
+        .get::<Edge>()
+        .map_or(super::edge::DEFAULT_PUBLIC_BASE, Edge::public_base)
+        .to_owned()
+}
+
+/// The RFC 9728 document's URL, named in every challenge.
+pub fn resource_metadata_url(base: &str) -> String {
+    format!("{base}/.well-known/oauth-protected-resource")
 }
 
 /// Why a caller is refused.
@@ -116,28 +144,15 @@ impl Refusal {
     }
 }
 
-/// `http://{Host}`: where the caller reached us.
-pub fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1:8080");
-    format!("http://{host}")
-}
-
 /// Turns a refusal's challenge into the `WWW-Authenticate` header with the absolute
 /// RFC 9728 metadata URL.
 pub async fn add_challenge(req: Request, next: Next) -> Response {
-    let host = req.headers().get(header::HOST).cloned();
+    let base = public_base(req.extensions());
     let mut r = next.run(req).await;
     if let Some(Challenge(extra)) = r.extensions_mut().remove::<Challenge>() {
-        let mut headers = HeaderMap::new();
-        if let Some(h) = host {
-            headers.insert(header::HOST, h);
-        }
         let v = format!(
-            "Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource\"{extra}",
-            base_url(&headers)
+            "Bearer resource_metadata=\"{}\"{extra}",
+            resource_metadata_url(&base)
         );
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,

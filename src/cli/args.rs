@@ -5,6 +5,7 @@
 use anyhow::Result;
 use clap::Args;
 
+use crate::api::edge::{Edge, TrustedProxies};
 use crate::config::{Config, parse_prices};
 
 #[derive(Args, Debug, Clone)]
@@ -129,5 +130,34 @@ impl ToolArgs {
     pub fn filter(&self) -> Result<crate::mcp::ToolFilter> {
         crate::mcp::ToolFilter::new(self.read_only, &self.tools, &self.exclude_tools)
             .map_err(anyhow::Error::msg)
+    }
+}
+
+/// How `serve` sits behind the network: which peers are proxies, and the URL clients use.
+/// Parsed into an [`Edge`] before the server binds, so a bad entry stops start-up.
+#[derive(Args, Debug, Clone)]
+pub struct EdgeArgs {
+    /// Proxies (IPs or CIDR blocks, comma-separated) whose `X-Forwarded-For` /
+    /// `Forwarded` headers name the client. Default: none; the TCP peer is the client.
+    #[arg(long, env = "REFERRAL_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+    /// Public URL of this server (the MCP resource is `{URL}/mcp`), for the RFC 9728
+    /// document and `WWW-Authenticate`. Default: `--public-url`.
+    #[arg(long, env = "REFERRAL_RESOURCE_URL")]
+    pub resource_url: Option<String>,
+}
+
+impl EdgeArgs {
+    /// The typed edge; `public_url` is the fallback for `--resource-url`.
+    pub fn edge(&self, public_url: &str) -> Result<Edge> {
+        let proxies = TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
+        let base = self.resource_url.as_deref().unwrap_or(public_url);
+        let flag = if self.resource_url.is_some() {
+            "--resource-url"
+        } else {
+            "--public-url"
+        };
+        Edge::new(base, proxies).map_err(|e| anyhow::anyhow!("{flag}: {e}"))
     }
 }

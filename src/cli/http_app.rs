@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use axum::Router;
+use axum::{Extension, Router};
 use tokio_util::sync::CancellationToken;
 
+use crate::api::edge::Edge;
 use crate::config::App;
 use crate::http::RestOptions;
 use crate::mcp::ToolFilter;
@@ -20,6 +21,8 @@ pub struct HttpOptions {
     pub filter: ToolFilter,
     /// Longest a REST request may run before it is answered 408.
     pub request_timeout: Duration,
+    /// The public URL and the trusted proxies, seen by both faces as a request extension.
+    pub edge: Edge,
 }
 
 impl Default for HttpOptions {
@@ -31,11 +34,14 @@ impl Default for HttpOptions {
             allow_anonymous: mcp.allow_anonymous,
             filter: mcp.filter,
             request_timeout: RestOptions::default().request_timeout,
+            edge: Edge::default(),
         }
     }
 }
 
-/// The whole HTTP application: REST, probes, OpenAPI and MCP at `/mcp`.
+/// The whole HTTP application: REST, probes, OpenAPI and MCP at `/mcp`. The [`Edge`] is
+/// the outermost layer, so every handler and middleware of both faces (the challenge, the
+/// caller's address) reads the same one.
 pub fn router(app: App, opts: HttpOptions, shutdown: CancellationToken) -> Router {
     let mcp = crate::mcp::streamable::router(
         app.clone(),
@@ -54,4 +60,5 @@ pub fn router(app: App, opts: HttpOptions, shutdown: CancellationToken) -> Route
         },
         mcp,
     )
+    .layer(Extension(opts.edge))
 }

@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand};
 
 pub use http_app::{HttpOptions, router};
 
-pub use args::{GlobalArgs, ToolArgs};
+pub use args::{EdgeArgs, GlobalArgs, ToolArgs};
 pub use credits::CreditsArgs;
 pub use ingest::IngestCommand;
 pub use keys::KeysCommand;

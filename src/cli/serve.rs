@@ -5,7 +5,7 @@ use clap::Args;
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 
-use super::args::ToolArgs;
+use super::args::{EdgeArgs, ToolArgs};
 use super::{HttpOptions, router};
 use crate::auth::Credentials;
 use crate::config::{App, Config};
@@ -44,6 +44,8 @@ pub struct ServeArgs {
     pub request_timeout: u64,
     #[command(flatten)]
     pub tools: ToolArgs,
+    #[command(flatten)]
+    pub edge: EdgeArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -60,6 +62,7 @@ pub struct StdioArgs {
 /// shutdown) so a rolling restart loses no call.
 pub(super) async fn http(app: &App, cfg: &Config, args: ServeArgs) -> Result<()> {
     let filter = args.tools.filter()?;
+    let edge = args.edge.edge(&cfg.public_url)?;
     if args.demo {
         super::demo::run(app, cfg, false).await?;
     }
@@ -74,6 +77,7 @@ pub(super) async fn http(app: &App, cfg: &Config, args: ServeArgs) -> Result<()>
         allow_anonymous: args.allow_anonymous,
         filter,
         request_timeout: std::time::Duration::from_secs(args.request_timeout.max(1)),
+        edge,
     };
     let app_router = router(app.clone(), opts, shutdown.clone());
     eprintln!(

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{Extensions, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -22,7 +22,7 @@ pub mod error;
 pub mod openapi;
 pub mod rest;
 
-use crate::api::caller::{REST_BODY_MAX, add_challenge, base_url};
+use crate::api::caller::{REST_BODY_MAX, add_challenge, public_base};
 use crate::config::App;
 use crate::core::access::Scope;
 
@@ -117,9 +117,11 @@ async fn readyz(State(st): State<HttpState>) -> Response {
     }
 }
 
-/// RFC 9728: where this resource is and how to present a token.
-async fn protected_resource(headers: HeaderMap) -> Json<serde_json::Value> {
-    let base = base_url(&headers);
+/// RFC 9728: where this resource is and how to present a token. The URLs come from the
+/// configured public URL, not the request's `Host`, so a caller cannot make the server
+/// advertise another origin.
+async fn protected_resource(extensions: Extensions) -> Json<serde_json::Value> {
+    let base = public_base(&extensions);
     Json(serde_json::json!({
         "resource": format!("{base}/mcp"),
         "resource_name": "referral-mcp",

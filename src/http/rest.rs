@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::HttpState;
 use super::error::ApiError;
 use crate::api::args::*;
-use crate::api::caller::{NO_CREDENTIALS, REST_BODY_MAX, Refusal, credentials, peer_ip};
+use crate::api::caller::{NO_CREDENTIALS, REST_BODY_MAX, Refusal, client_ip, credentials};
 use crate::api::whoami::WhoAmI;
 use crate::core::access::{Operation, Principal, authorize};
 use crate::core::error::Error;
@@ -71,13 +71,14 @@ impl Auth {
     }
 }
 
-/// The TCP peer's address, when the server was started with connect info.
-pub struct PeerIp(pub Option<std::net::IpAddr>);
+/// The caller's address (the TCP peer, or the client a trusted proxy forwarded for), when
+/// the server was started with connect info.
+pub struct ClientIp(pub Option<std::net::IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(PeerIp(peer_ip(&parts.extensions)))
+        Ok(ClientIp(client_ip(&parts.extensions, &parts.headers)))
     }
 }
 
@@ -271,7 +272,7 @@ async fn stats(State(st): State<HttpState>, auth: Auth, q: Q<StatsArgs>) -> Repl
 async fn click(
     State(st): State<HttpState>,
     auth: Auth,
-    PeerIp(ip): PeerIp,
+    ClientIp(ip): ClientIp,
     J(a): J<ClickArgs>,
 ) -> Reply<ClickReceipt> {
     let op = Operation::CaptureClick;

@@ -6,6 +6,7 @@
 
 mod errors;
 mod filter;
+mod jsonrpc;
 pub mod remote;
 mod schema;
 mod server;

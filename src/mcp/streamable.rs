@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use super::{Caller, ReferralServer, ToolError, ToolFilter};
-use crate::api::caller::{MCP_BODY_MAX, NO_CREDENTIALS, Refusal, credentials, peer_ip};
+use crate::api::caller::{MCP_BODY_MAX, NO_CREDENTIALS, Refusal, client_ip, credentials};
 use crate::config::App;
 use crate::core::error::Error;
 
@@ -80,6 +80,7 @@ pub fn router(app: App, opts: McpHttpOptions, shutdown: &CancellationToken) -> R
     };
     Router::new()
         .nest_service("/mcp", mcp)
+        .layer(middleware::from_fn(super::jsonrpc::check_envelope))
         .layer(middleware::from_fn_with_state(state, authenticate))
         .layer(RequestBodyLimitLayer::new(MCP_BODY_MAX))
 }
@@ -87,7 +88,7 @@ pub fn router(app: App, opts: McpHttpOptions, shutdown: &CancellationToken) -> R
 /// Authenticates every MCP request. No credentials: 401 unless anonymous access is on; a
 /// credential that does not verify: 401 `invalid_token`.
 async fn authenticate(State(st): State<AuthState>, mut req: Request, next: Next) -> Response {
-    let ip = peer_ip(req.extensions());
+    let ip = client_ip(req.extensions(), req.headers());
     let caller = match credentials(req.headers()) {
         Some(c) => match st.app.auth.authenticate(&c).await {
             Ok(p) => Caller::new(Some(p), ip),
