@@ -55,7 +55,7 @@ fn rs256(pem: &str, kid: &str, sub: &str, admin: bool, aud: &str) -> String {
     header.kid = Some(kid.to_owned());
     let claims = Claims {
         sub: sub.to_owned(),
-        aud: aud.to_owned(),
+        aud: aud.into(),
         exp: jsonwebtoken::get_current_timestamp() + 600,
         iss: None,
         nbf: None,
