@@ -93,6 +93,11 @@ impl ApiKeys {
         Ok(self.store.revoke_api_key(prefix, now).await?)
     }
 
+    /// The principal a key stands for. Only a key that is malformed, unknown, wrong or
+    /// revoked is `Unauthenticated`; a store failure (the database is down) passes through
+    /// `?` as the core's store error (`From<StoreError>`, today `Internal`), and a stored
+    /// row that no longer parses is `Internal` too. Transports can then tell an outage
+    /// from a bad credential by the error's variant.
     pub async fn verify(&self, key: &str) -> Result<Principal, Error> {
         let prefix = key
             .strip_prefix("rk_")
@@ -114,7 +119,7 @@ impl ApiKeys {
         }
         let scopes = ScopeSet::parse(&row.scopes).map_err(Error::internal)?;
         Ok(Principal {
-            account: AccountId::parse("account", &row.account)?,
+            account: AccountId::parse("account", &row.account).map_err(Error::internal)?,
             via: Via::ApiKey { prefix: row.prefix },
             scopes,
         })

@@ -11,7 +11,7 @@ use crate::core::types::AccountId;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
-    pub aud: String,
+    pub aud: Audience,
     pub exp: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
@@ -19,6 +19,44 @@ pub struct Claims {
     pub nbf: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+}
+
+/// The `aud` claim. RFC 7519 §4.1.3 allows one string or an array of strings, and identity
+/// providers that serve several APIs send arrays; a token is ours when any entry is our
+/// audience (the check itself is `jsonwebtoken`'s). We mint the single-string form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// Whether `audience` is among the token's audiences.
+    pub fn contains(&self, audience: &str) -> bool {
+        match self {
+            Audience::One(a) => a == audience,
+            Audience::Many(all) => all.iter().any(|a| a == audience),
+        }
+    }
+}
+
+impl From<&str> for Audience {
+    fn from(a: &str) -> Self {
+        Audience::One(a.to_owned())
+    }
+}
+
+impl From<String> for Audience {
+    fn from(a: String) -> Self {
+        Audience::One(a)
+    }
+}
+
+impl From<Vec<String>> for Audience {
+    fn from(all: Vec<String>) -> Self {
+        Audience::Many(all)
+    }
 }
 
 #[derive(Clone)]
@@ -55,7 +93,7 @@ impl JwtConfig {
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub: account.to_string(),
-            aud: self.audience.clone(),
+            aud: Audience::One(self.audience.clone()),
             exp: now + ttl_secs,
             iss: self.issuer.clone(),
             nbf: None,
@@ -193,5 +231,37 @@ mod tests {
         )
         .unwrap();
         assert!(refused(&t).contains("claim") || refused(&t).contains("malformed"));
+    }
+
+    fn sign_json(claims: &serde_json::Value) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(b"secret-1"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_array_aud_is_accepted_when_it_holds_our_audience_and_refused_when_it_does_not() {
+        let exp = jsonwebtoken::get_current_timestamp() + 600;
+        assert!(
+            Audience::from(vec!["a".to_owned(), "referral-mcp".to_owned()])
+                .contains("referral-mcp")
+        );
+        let ours = serde_json::json!({"sub": "u1", "exp": exp, "iss": "issuer-a",
+            "aud": ["billing", "referral-mcp"]});
+        let p = cfg()
+            .verify(&sign_json(&ours))
+            .expect("array aud with ours");
+        assert_eq!(p.account.as_str(), "u1");
+        let theirs = serde_json::json!({"sub": "u1", "exp": exp, "iss": "issuer-a",
+            "aud": ["billing", "crm"]});
+        assert!(refused(&sign_json(&theirs)).contains("another audience"));
+        let empty = serde_json::json!({"sub": "u1", "exp": exp, "iss": "issuer-a", "aud": []});
+        assert!(refused(&sign_json(&empty)).contains("another audience"));
+        let single = serde_json::json!({"sub": "u1", "exp": exp, "iss": "issuer-a",
+            "aud": "referral-mcp"});
+        assert!(cfg().verify(&sign_json(&single)).is_ok());
     }
 }

@@ -9,7 +9,7 @@ mod jwt;
 
 pub use api_keys::{ApiKeys, NewApiKey};
 pub use jwks::Jwks;
-pub use jwt::{Claims, JwtConfig};
+pub use jwt::{Audience, Claims, JwtConfig};
 
 use crate::core::access::Principal;
 use crate::core::error::Error;
