@@ -124,11 +124,16 @@ async fn wait_for_signal() {
 pub(super) async fn stdio(app: &App, args: StdioArgs) -> Result<()> {
     let filter = args.tools.filter()?;
     let creds = env_credentials()?;
-    let principal = app.auth.authenticate(&creds).await.map_err(|e| {
-        anyhow::anyhow!(
+    let principal = app.auth.authenticate(&creds).await.map_err(|e| match e {
+        crate::core::error::Error::Unauthenticated(_) => anyhow::anyhow!(
             "the configured credential was refused: {}",
             e.public_message()
-        )
+        ),
+        // An outage is not the credential's fault: say so, so nobody replaces a good key.
+        other => anyhow::anyhow!(
+            "the configured credential could not be checked: {}",
+            other.public_message()
+        ),
     })?;
     tracing::info!(account = %principal.account, "stdio session authenticated");
     let server = ReferralServer::new(app.clone(), filter, Some(principal));
@@ -144,11 +149,14 @@ pub(super) async fn remote_stdio(url: &str, tools: &ToolArgs) -> Result<()> {
     let creds = env_credentials()?;
     let api = RemoteApi::new(url, creds).map_err(|e| anyhow::anyhow!("{e}"))?;
     let me = api.whoami().await.map_err(|e| match e {
-        RemoteError::Problem(p) => {
+        RemoteError::Problem(p) if p.status == 401 || p.status == 403 => {
             anyhow::anyhow!(
                 "the configured credential was refused by {url}: {}",
                 p.detail
             )
+        }
+        RemoteError::Problem(p) => {
+            anyhow::anyhow!("{url} could not check the credential: {}", p.detail)
         }
         other => anyhow::anyhow!("{other}"),
     })?;
