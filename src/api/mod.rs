@@ -1,12 +1,13 @@
 //! What both faces share: the tool/route argument types ([`args`]), the REST surface as a
 //! table ([`endpoints`]), problem documents ([`problem`]), who a credential is
-//! ([`whoami`]) and how an HTTP request names its caller or is refused ([`caller`]).
+//! ([`whoami`]), CORS allow-lists ([`cors`]) and how an HTTP request names its caller or is refused ([`caller`]).
 //!
 //! `mcp` and `http` both build on this module and never on each other, so a change to
 //! one face cannot reach into the other.
 
 pub mod args;
 pub mod caller;
+pub mod cors;
 pub mod endpoints;
 pub mod problem;
 pub mod whoami;

@@ -20,6 +20,8 @@ pub struct HttpOptions {
     pub filter: ToolFilter,
     /// Longest a REST request may run before it is answered 408.
     pub request_timeout: Duration,
+    /// Origins whose pages may post clicks (CORS on `POST /referrals/click`).
+    pub click_cors_origins: Vec<String>,
 }
 
 impl Default for HttpOptions {
@@ -31,6 +33,7 @@ impl Default for HttpOptions {
             allow_anonymous: mcp.allow_anonymous,
             filter: mcp.filter,
             request_timeout: RestOptions::default().request_timeout,
+            click_cors_origins: RestOptions::default().click_cors_origins,
         }
     }
 }
@@ -51,6 +54,7 @@ pub fn router(app: App, opts: HttpOptions, shutdown: CancellationToken) -> Route
         app,
         RestOptions {
             request_timeout: opts.request_timeout,
+            click_cors_origins: opts.click_cors_origins,
         },
         mcp,
     )
