@@ -2,6 +2,8 @@
 //! Logs always go to stderr (stdout carries the MCP protocol in `stdio` mode, and JSON
 //! output for scripts otherwise).
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use referral_mcp::cli::{Cli, run};
 use tracing::Level;
@@ -16,8 +18,10 @@ async fn main() -> std::process::ExitCode {
         referral_mcp::cli::Command::Demo { .. } | referral_mcp::cli::Command::Catalog { .. } => {
             "error"
         }
-        // A server logs each request (with its request id) at info.
-        referral_mcp::cli::Command::Serve(_) => "info",
+        // A server logs one line per request (with its request id) at info. rmcp logs
+        // several lines per MCP request at info, one of them the client's whole
+        // `initialize` parameters: only its warnings are kept.
+        referral_mcp::cli::Command::Serve(_) => "info,rmcp=warn",
         _ => "warn",
     };
     let filter =
@@ -30,7 +34,10 @@ async fn main() -> std::process::ExitCode {
                 .lookup_current()
                 .is_some_and(|s| s.scope().any(|s| s.name() == "demo_seed"))
     });
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only on a terminal: escape codes make log files and collectors unreadable.
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let registry = tracing_subscriber::registry().with(filter);
     if cli.global.log_json {
         registry

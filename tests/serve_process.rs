@@ -122,3 +122,76 @@ async fn sigterm_drains_a_request_in_flight_and_logs_are_json_with_request_ids()
         "a log line carries the request id {request_id}:\n{stderr}"
     );
 }
+
+#[tokio::test]
+async fn serve_logs_at_most_one_line_per_request_and_no_colours_into_a_file() {
+    let db = sqlite_db().await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_referral-mcp"))
+        .args(["serve", "--demo", "--bind", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", &db.url)
+        .env_remove("REFERRAL_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut key = None;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.trim().starts_with("rk_") {
+            key = Some(line.trim().to_owned());
+            break;
+        }
+    }
+    let key = key.expect("demo prints an API key");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http.get(format!("{base}/readyz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = std::fs::read_to_string(&log_path).unwrap().lines().count();
+
+    let calls = [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "secret-client-name", "version": "1"}}}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+            "params": {"name": "list_referrals", "arguments": {"limit": 1}}}),
+    ];
+    for call in &calls {
+        let r = http
+            .post(format!("{base}/mcp"))
+            .header("x-api-key", &key)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .json(call)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        !logs.contains('\u{1b}'),
+        "no ANSI escapes in a file:\n{logs}"
+    );
+    let added = logs.lines().count() - before;
+    assert!(
+        added <= calls.len(),
+        "{added} log lines for {} requests:\n{logs}",
+        calls.len()
+    );
+    assert!(
+        !logs.contains("secret-client-name"),
+        "initialize parameters are not logged:\n{logs}"
+    );
+}

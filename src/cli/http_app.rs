@@ -23,6 +23,8 @@ pub struct HttpOptions {
     pub request_timeout: Duration,
     /// The public URL and the trusted proxies, seen by both faces as a request extension.
     pub edge: Edge,
+    /// Origins whose pages may post clicks (CORS on `POST /referrals/click`).
+    pub click_cors_origins: Vec<String>,
 }
 
 impl Default for HttpOptions {
@@ -35,6 +37,7 @@ impl Default for HttpOptions {
             filter: mcp.filter,
             request_timeout: RestOptions::default().request_timeout,
             edge: Edge::default(),
+            click_cors_origins: RestOptions::default().click_cors_origins,
         }
     }
 }
@@ -57,6 +60,7 @@ pub fn router(app: App, opts: HttpOptions, shutdown: CancellationToken) -> Route
         app,
         RestOptions {
             request_timeout: opts.request_timeout,
+            click_cors_origins: opts.click_cors_origins,
         },
         mcp,
     )

@@ -12,6 +12,7 @@ mod demo;
 mod http_app;
 mod ingest;
 mod keys;
+pub mod listen;
 mod recover;
 mod serve;
 mod token;

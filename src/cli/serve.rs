@@ -6,6 +6,7 @@ use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 
 use super::args::{EdgeArgs, ToolArgs};
+use super::listen::{self, ConnLimits};
 use super::{HttpOptions, router};
 use crate::auth::Credentials;
 use crate::config::{App, Config};
@@ -42,6 +43,23 @@ pub struct ServeArgs {
     /// Seconds a REST request may run before it is answered 408.
     #[arg(long, env = "REFERRAL_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub request_timeout: u64,
+    /// Origins whose pages may post to `/referrals/click` (CORS), comma-separated; `*`
+    /// for any. Default: the origin of `--public-url`.
+    #[arg(long, env = "REFERRAL_CLICK_CORS_ORIGINS", value_delimiter = ',')]
+    pub click_cors_origins: Vec<String>,
+    /// Seconds a client has to send a request's line and headers; a kept-alive connection
+    /// idle this long is closed too.
+    #[arg(long, env = "REFERRAL_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    pub header_read_timeout: u64,
+    /// Seconds a request body may pause before the request is cut off.
+    #[arg(long, env = "REFERRAL_BODY_READ_TIMEOUT", default_value_t = 30)]
+    pub body_read_timeout: u64,
+    /// Largest request line plus headers, in bytes; larger ones are answered 431.
+    #[arg(long, env = "REFERRAL_MAX_HEADER_BYTES", default_value_t = 32 * 1024)]
+    pub max_header_bytes: usize,
+    /// Connections served at once; further ones wait in the accept queue.
+    #[arg(long, env = "REFERRAL_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
     #[command(flatten)]
     pub tools: ToolArgs,
     #[command(flatten)]
@@ -58,8 +76,9 @@ pub struct StdioArgs {
     pub tools: ToolArgs,
 }
 
-/// Serves until SIGTERM or Ctrl-C, then drains requests in flight (axum's graceful
-/// shutdown) so a rolling restart loses no call.
+/// Serves until SIGTERM or Ctrl-C, then drains requests in flight so a rolling restart
+/// loses no call. Connections are served by [`listen::serve`] with the limits from the
+/// flags.
 pub(super) async fn http(app: &App, cfg: &Config, args: ServeArgs) -> Result<()> {
     let filter = args.tools.filter()?;
     let edge = args.edge.edge(&cfg.public_url)?;
@@ -76,8 +95,19 @@ pub(super) async fn http(app: &App, cfg: &Config, args: ServeArgs) -> Result<()>
         allowed_origins: args.allowed_origins,
         allow_anonymous: args.allow_anonymous,
         filter,
-        request_timeout: std::time::Duration::from_secs(args.request_timeout.max(1)),
+        request_timeout: secs(args.request_timeout),
         edge,
+        click_cors_origins: if args.click_cors_origins.is_empty() {
+            public_origin(&cfg.public_url).into_iter().collect()
+        } else {
+            args.click_cors_origins
+        },
+    };
+    let limits = ConnLimits {
+        header_read_timeout: secs(args.header_read_timeout),
+        body_read_timeout: secs(args.body_read_timeout),
+        max_header_bytes: args.max_header_bytes,
+        max_connections: args.max_connections,
     };
     let app_router = router(app.clone(), opts, shutdown.clone());
     eprintln!(
@@ -85,16 +115,24 @@ pub(super) async fn http(app: &App, cfg: &Config, args: ServeArgs) -> Result<()>
         cfg.database_url
     );
     let stop = shutdown.clone();
-    axum::serve(
-        listener,
-        app_router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    listen::serve(listener, app_router, limits, async move {
         wait_for_signal().await;
         stop.cancel();
     })
     .await?;
     Ok(())
+}
+
+/// Whole seconds from a flag; zero would disable nothing useful, so it means one.
+fn secs(n: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(n.max(1))
+}
+
+/// The web app that builds share links lives at the public URL, so its pages may post
+/// clicks by default.
+fn public_origin(public_url: &str) -> Option<String> {
+    let origin = url::Url::parse(public_url).ok()?.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
 }
 
 async fn wait_for_signal() {

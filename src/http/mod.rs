@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{Extensions, HeaderValue, StatusCode};
+use axum::http::{Extensions, HeaderValue, Method, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,6 +23,7 @@ pub mod openapi;
 pub mod rest;
 
 use crate::api::caller::{REST_BODY_MAX, add_challenge, public_base};
+use crate::api::cors::{self, OriginList};
 use crate::config::App;
 use crate::core::access::Scope;
 
@@ -31,12 +32,16 @@ use crate::core::access::Scope;
 pub struct RestOptions {
     /// Longest a REST request may run before it is answered 408.
     pub request_timeout: Duration,
+    /// Origins whose pages may post to `/referrals/click` (`*`: any, as the route is
+    /// public and takes no credentials).
+    pub click_cors_origins: Vec<String>,
 }
 
 impl Default for RestOptions {
     fn default() -> Self {
         Self {
             request_timeout: Duration::from_secs(30),
+            click_cors_origins: Vec::new(),
         }
     }
 }
@@ -49,7 +54,13 @@ pub(crate) struct HttpState {
 /// The whole HTTP application, with `mcp` (a router that serves `/mcp`) merged in under
 /// the same request ids, logs and challenges.
 pub fn router(app: App, opts: RestOptions, mcp: Router) -> Router {
-    let rest_router = rest::routes()
+    let click_cors = cors::layer(
+        OriginList::parse(&opts.click_cors_origins, true),
+        &[Method::POST],
+        &["content-type"],
+        &["retry-after", "x-request-id"],
+    );
+    let rest_router = rest::routes(click_cors)
         .layer(axum::extract::DefaultBodyLimit::max(REST_BODY_MAX))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -22,7 +22,9 @@ use crate::core::access::{Operation, Principal, authorize};
 use crate::core::error::Error;
 use crate::core::views::*;
 
-pub(super) fn routes() -> axum::Router<HttpState> {
+/// `click_cors` wraps the public click route only: a landing page on another origin may
+/// post clicks, while the authenticated routes stay same-origin.
+pub(super) fn routes(click_cors: tower_http::cors::CorsLayer) -> axum::Router<HttpState> {
     axum::Router::new()
         .route("/admin/referrals", get(list))
         .route("/admin/referrals/stats", get(stats))
@@ -30,7 +32,7 @@ pub(super) fn routes() -> axum::Router<HttpState> {
         .route("/admin/referrals/{id}", get(get_one))
         .route("/admin/referrals/{id}/approve", post(approve))
         .route("/admin/referrals/{id}/reject", post(reject))
-        .route("/referrals/click", post(click))
+        .route("/referrals/click", post(click).layer(click_cors))
         .route("/referrals/me", get(me))
         .route("/referrals/me/events", get(my_events))
         .route("/ingest/signups", post(signup))

@@ -5,6 +5,11 @@
 //! Stateless mode: every POST is self-contained, so any number of `serve` instances
 //! behind a load balancer give the same answers (all state is in the database).
 //!
+//! Browsers may call `/mcp` from the allowed origins: CORS is outermost, so a preflight
+//! is answered before authentication and every answer (a `401` too) exposes the headers a
+//! web client must read. All of it is attached with `route_layer`, so a path that is not
+//! `/mcp` falls through to the server's `404` instead of being asked for credentials.
+//!
 //! Only the credential itself is refused at the HTTP level (`401`, so OAuth-aware clients
 //! can ask for one). A valid credential calling a tool its scopes do not allow gets a tool
 //! result with `isError: true` and the code `forbidden`, inside a `200`: an HTTP `403` on
@@ -16,6 +21,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -25,6 +31,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use super::{Caller, ReferralServer, ToolError, ToolFilter};
 use crate::api::caller::{MCP_BODY_MAX, NO_CREDENTIALS, Refusal, client_ip, credentials};
+use crate::api::cors::{self, OriginList};
 use crate::config::App;
 use crate::core::error::Error;
 
@@ -66,7 +73,7 @@ pub fn router(app: App, opts: McpHttpOptions, shutdown: &CancellationToken) -> R
         .with_json_response(true)
         .with_sse_keep_alive(Some(Duration::from_secs(15)))
         .with_allowed_hosts(opts.allowed_hosts)
-        .with_allowed_origins(opts.allowed_origins)
+        .with_allowed_origins(opts.allowed_origins.clone())
         .with_cancellation_token(shutdown.child_token());
     let server = ReferralServer::new(app.clone(), opts.filter, None);
     let mcp = StreamableHttpService::new(
@@ -80,10 +87,36 @@ pub fn router(app: App, opts: McpHttpOptions, shutdown: &CancellationToken) -> R
     };
     Router::new()
         .nest_service("/mcp", mcp)
-        .layer(middleware::from_fn(super::jsonrpc::check_envelope))
-        .layer(middleware::from_fn_with_state(state, authenticate))
-        .layer(RequestBodyLimitLayer::new(MCP_BODY_MAX))
+        .route_layer(middleware::from_fn(super::jsonrpc::check_envelope))
+        .route_layer(middleware::from_fn_with_state(state, authenticate))
+        .route_layer(RequestBodyLimitLayer::new(MCP_BODY_MAX))
+        .route_layer(cors::layer(
+            OriginList::parse(&opts.allowed_origins, false),
+            &[Method::GET, Method::POST, Method::DELETE],
+            CORS_REQUEST_HEADERS,
+            CORS_EXPOSED_HEADERS,
+        ))
 }
+
+/// Headers a web MCP client sends: credentials, the protocol's own, and the JSON body's.
+const CORS_REQUEST_HEADERS: &[&str] = &[
+    "authorization",
+    "x-api-key",
+    "content-type",
+    "accept",
+    "mcp-protocol-version",
+    "mcp-session-id",
+    "last-event-id",
+];
+
+/// Headers a web MCP client must read: the `401` challenge that starts OAuth discovery,
+/// and the protocol's session and version.
+const CORS_EXPOSED_HEADERS: &[&str] = &[
+    "www-authenticate",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "x-request-id",
+];
 
 /// Authenticates every MCP request. No credentials: 401 unless anonymous access is on; a
 /// credential that does not verify: 401 `invalid_token`.

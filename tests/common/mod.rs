@@ -16,8 +16,8 @@ use referral_mcp::core::sink::CreditSink;
 use referral_mcp::core::types::AccountId;
 use referral_mcp::core::{Referrals, Settings};
 use referral_mcp::store::Store;
-use std::net::SocketAddr;
 
+use referral_mcp::cli::listen::{self, ConnLimits};
 use referral_mcp::cli::{HttpOptions, router};
 use referral_mcp::config::{App, Config};
 use sqlx::Connection;
@@ -293,7 +293,18 @@ pub async fn serve(db: &TestDb, opts: HttpOptions) -> Served {
 }
 
 /// `serve` with a configuration of the test's own (its `database_url` is used).
-pub async fn serve_with(_db: &TestDb, opts: HttpOptions, cfg: Config) -> Served {
+pub async fn serve_with(db: &TestDb, opts: HttpOptions, cfg: Config) -> Served {
+    serve_limited(db, opts, cfg, ConnLimits::default()).await
+}
+
+/// `serve` with connection limits of the test's own, through the same accept loop as the
+/// binary.
+pub async fn serve_limited(
+    _db: &TestDb,
+    opts: HttpOptions,
+    cfg: Config,
+    limits: ConnLimits,
+) -> Served {
     let app = App::start_with(&cfg, None, Clock::System).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -301,13 +312,9 @@ pub async fn serve_with(_db: &TestDb, opts: HttpOptions, cfg: Config) -> Served 
     let r = router(app.clone(), opts, stop.clone());
     let s2 = stop.clone();
     tokio::spawn(async move {
-        axum::serve(
-            listener,
-            r.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { s2.cancelled().await })
-        .await
-        .unwrap();
+        listen::serve(listener, r, limits, async move { s2.cancelled().await })
+            .await
+            .unwrap();
     });
     Served {
         app,
