@@ -318,7 +318,7 @@ async fn an_unknown_kid_within_the_min_refresh_interval_is_refused_without_a_fet
 }
 
 #[tokio::test]
-async fn an_unreachable_provider_is_an_internal_error_not_a_bad_token() {
+async fn an_unreachable_provider_is_unavailable_not_a_bad_token() {
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/jwks.json", closed.local_addr().unwrap());
     drop(closed);
@@ -327,5 +327,5 @@ async fn an_unreachable_provider_is_an_internal_error_not_a_bad_token() {
         .authenticate(&bearer(&rs256(K1, "k1", "ops", false, "referral-mcp")))
         .await
         .unwrap_err();
-    assert_eq!(e.code(), "internal", "{e}");
+    assert_eq!(e.code(), "unavailable", "{e}");
 }

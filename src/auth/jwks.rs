@@ -13,8 +13,8 @@
 //!   interval holds, an unknown `kid` is refused at once instead of queueing.
 //! - **A provider outage is not a bad token.** When a refresh fails, the previous set
 //!   stays usable for one more TTL (the outage is no evidence that a key was withdrawn);
-//!   after that, or when no set was ever fetched, RS256 checks fail as an internal error,
-//!   not as "unauthenticated".
+//!   after that, or when no set was ever fetched, RS256 checks answer "unavailable, retry"
+//!   (503), not "unauthenticated".
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -150,15 +150,15 @@ impl Jwks {
     }
 
     /// The answer from `snap` without fetching: its key for `kid` while the set is
-    /// usable, "unknown kid" when a usable set lacks it, and an internal error when there
+    /// usable, "unknown kid" when a usable set lacks it, and "unavailable" when there
     /// is no usable set to judge by (never fetched, or the provider has been failing for
     /// longer than a TTL past expiry).
     fn settle(&self, snap: &Snapshot, kid: &str) -> Result<DecodingKey, Error> {
         if !snap.is_usable(self.ttl) {
-            return Err(Error::internal(format!(
-                "no current JWKS from {}: RS256 tokens cannot be checked",
-                self.url
-            )));
+            tracing::warn!(url = %self.url, "no current JWKS: RS256 tokens cannot be checked");
+            return Err(Error::Unavailable {
+                retry_after_secs: crate::core::error::UNAVAILABLE_RETRY_SECS,
+            });
         }
         snap.keys.get(kid).cloned().ok_or_else(|| {
             Error::Unauthenticated("the token's signing key (kid) is unknown".into())
