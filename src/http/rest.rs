@@ -122,15 +122,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for J<T> {
             &bytes
         };
         let mut de = serde_json::Deserializer::from_slice(text);
-        serde_path_to_error::deserialize(&mut de)
-            .map(J)
-            .map_err(|e| {
-                if e.inner().is_data() {
-                    ApiError::Unprocessable(format!("invalid body: {e}"))
-                } else {
-                    ApiError::BadRequest(format!("body is not valid JSON: {}", e.inner()))
-                }
-            })
+        let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            if e.inner().is_data() {
+                ApiError::Unprocessable(format!("invalid body: {e}"))
+            } else {
+                ApiError::BadRequest(format!("body is not valid JSON: {}", e.inner()))
+            }
+        })?;
+        // One JSON value and nothing after it: `{}garbage` is not a body that says `{}`.
+        de.end()
+            .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
+        // Every body is an object; serde would also fill a struct from an array (`[]`
+        // read as "all fields left out"), which no client means.
+        if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::Unprocessable(
+                "invalid body: expected a JSON object".into(),
+            ));
+        }
+        Ok(J(value))
     }
 }
 
