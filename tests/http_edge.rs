@@ -169,3 +169,62 @@ async fn connections_over_the_cap_wait_and_are_served_once_a_slot_frees() {
     let r = reqwest::get(format!("{}/healthz", s.base)).await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// Sends `head` and then a body one byte every 300 ms (never idle for the 1 s timeout),
+/// and returns the server's first answer line, read within [`BOUND`].
+async fn trickle(s: &Served, head: String, len: usize) -> String {
+    let mut sock = connect(s).await;
+    sock.write_all(head.as_bytes()).await.unwrap();
+    let answer = tokio::time::timeout(BOUND, async {
+        let mut buf = [0u8; 4096];
+        for _ in 0..len {
+            tokio::select! {
+                r = sock.read(&mut buf) => {
+                    return match r {
+                        Ok(n) if n > 0 => String::from_utf8_lossy(&buf[..n]).into_owned(),
+                        _ => String::new(),
+                    };
+                }
+                () = tokio::time::sleep(Duration::from_millis(300)) => {
+                    if sock.write_all(b" ").await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        String::new()
+    })
+    .await;
+    assert!(answer.is_ok(), "the server kept reading the trickle");
+    answer.unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_in_is_answered_408_over_rest_and_mcp() {
+    let db = sqlite_db().await;
+    let s = edge(&db, short()).await;
+    seed(&s.app).await;
+    let key = s
+        .app
+        .auth
+        .keys()
+        .create(
+            "ops",
+            &account("ops"),
+            referral_mcp::core::access::ScopeSet::all(),
+            0,
+        )
+        .await
+        .unwrap()
+        .key;
+    // An authenticated MCP call: no route timeout covers /mcp (recover may run long), so
+    // only the whole-body deadline ends it.
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nx-api-key: {key}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 1000\r\n\r\n"
+    );
+    let answer = trickle(&s, head, 1000).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "MCP: {answer}");
+    let head = "POST /referrals/click HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n".to_owned();
+    let answer = trickle(&s, head, 1000).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "REST: {answer}");
+}

@@ -344,6 +344,7 @@ async fn errors_are_problem_documents_with_the_right_status_and_code() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_argument",
         );
+        assert_eq!(v["field"], "reason", "a shape error names its field: {v}");
 
         // JSON Schema's integer includes 3.0; a fraction is refused.
         let (st, h, v) = c

@@ -28,6 +28,61 @@ pub const REST_BODY_MAX: usize = 64 * 1024;
 /// Largest MCP body: JSON-RPC batches of tool calls are bigger than REST bodies.
 pub const MCP_BODY_MAX: usize = 1 << 20;
 
+/// The longest a whole request body may take to arrive, when the listener set none. The
+/// connection's idle timeout only notices a body that stops; this also ends one that
+/// trickles in a byte at a time.
+pub const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The whole-body deadline the listener configured (`--body-read-timeout`), as a request
+/// extension.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadline(pub std::time::Duration);
+
+/// Why a request body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFailure {
+    /// Over the route's size limit: `413`.
+    TooLarge,
+    /// It did not arrive in time (stalled, or slower than [`BODY_DEADLINE`]): `408`.
+    TooSlow,
+    /// The client broke off or sent a malformed body: `400`.
+    Broken,
+}
+
+impl BodyFailure {
+    /// Classifies the error of reading a body, by the errors in its source chain.
+    pub fn of(e: &(dyn std::error::Error + 'static)) -> Self {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(err) = cur {
+            if err.is::<http_body_util::LengthLimitError>() {
+                return BodyFailure::TooLarge;
+            }
+            if err.is::<tower_http::timeout::TimeoutError>() {
+                return BodyFailure::TooSlow;
+            }
+            cur = err.source();
+        }
+        BodyFailure::Broken
+    }
+}
+
+/// Reads a whole body of at most `max` bytes within the request's [`BodyDeadline`] (or
+/// [`BODY_DEADLINE`]).
+pub async fn read_body(
+    extensions: &Extensions,
+    body: axum::body::Body,
+    max: usize,
+) -> Result<axum::body::Bytes, BodyFailure> {
+    let deadline = extensions
+        .get::<BodyDeadline>()
+        .map_or(BODY_DEADLINE, |d| d.0);
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, max)).await {
+        Err(_) => Err(BodyFailure::TooSlow),
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(e)) => Err(BodyFailure::of(&e)),
+    }
+}
+
 /// Credentials from `x-api-key` or `Authorization: Bearer`.
 pub fn credentials(headers: &HeaderMap) -> Option<Credentials> {
     if let Some(k) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {

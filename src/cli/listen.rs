@@ -6,7 +6,9 @@
 //! - the request line and headers must arrive within `header_read_timeout` (hyper starts
 //!   that clock whenever it waits for a request, so it also closes a kept-alive connection
 //!   that stays idle that long);
-//! - a request body that sends nothing for `body_read_timeout` is cut off;
+//! - a request body that sends nothing for `body_read_timeout` is cut off, and a whole
+//!   body must arrive within that time too (`BodyDeadline`, so a body that trickles in a
+//!   byte at a time is answered `408` instead of holding the connection);
 //! - headers larger than `max_header_bytes` are answered `431` and the connection closed;
 //! - at most `max_connections` connections are served at once; further ones wait in the
 //!   kernel's accept queue (and are refused by the kernel when that is full) until one
@@ -18,6 +20,8 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::api::caller::BodyDeadline;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Extension};
@@ -89,6 +93,7 @@ pub async fn serve(
         };
         let service = ServiceBuilder::new()
             .layer(Extension(ConnectInfo(peer)))
+            .layer(Extension(BodyDeadline(limits.body_read_timeout)))
             .layer(RequestBodyTimeoutLayer::new(limits.body_read_timeout))
             .service(router.clone());
         let builder = builder.clone();

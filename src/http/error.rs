@@ -20,8 +20,14 @@ pub enum ApiError {
     /// The body or query string is not what the route takes (syntax, unknown field, type).
     BadRequest(String),
     /// Well-formed JSON whose fields have the wrong shape.
-    Unprocessable(String),
+    Unprocessable {
+        message: String,
+        /// The path of the field at fault (`limit`, `arguments.note`), when known.
+        field: Option<String>,
+    },
     PayloadTooLarge(usize),
+    /// The body did not arrive in time.
+    BodyTooSlow,
     UnsupportedMediaType,
     /// The caller is refused before the operation runs.
     Refused(Refusal),
@@ -30,6 +36,18 @@ pub enum ApiError {
 impl ApiError {
     pub fn during(op: Operation) -> impl FnOnce(Error) -> ApiError {
         move |err| ApiError::Core { err, op: Some(op) }
+    }
+}
+
+impl ApiError {
+    /// A body whose JSON does not fit the route's type, naming the field when serde knows
+    /// it (`.` is the whole body).
+    pub fn shape(e: &serde_path_to_error::Error<serde_json::Error>) -> Self {
+        let path = e.path().to_string();
+        ApiError::Unprocessable {
+            message: format!("invalid body: {e}"),
+            field: (path != ".").then_some(path),
+        }
     }
 }
 
@@ -46,13 +64,21 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(m) => {
                 problem(S::BAD_REQUEST, "invalid_argument", &m).into_response()
             }
-            ApiError::Unprocessable(m) => {
-                problem(S::UNPROCESSABLE_ENTITY, "invalid_argument", &m).into_response()
+            ApiError::Unprocessable { message, field } => {
+                let mut p = problem(S::UNPROCESSABLE_ENTITY, "invalid_argument", &message);
+                p.field = field;
+                p.into_response()
             }
             ApiError::PayloadTooLarge(max) => problem(
                 S::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 &format!("request body over {max} bytes"),
+            )
+            .into_response(),
+            ApiError::BodyTooSlow => problem(
+                S::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body did not arrive in time; send it again",
             )
             .into_response(),
             ApiError::UnsupportedMediaType => problem(

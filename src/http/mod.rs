@@ -95,7 +95,10 @@ pub fn router(app: App, opts: RestOptions, mcp: Router) -> Router {
                                 .unwrap_or("-");
                             tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
                         })
-                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                        // The response line already says 5xx; an expected 503 during an
+                        // outage is not worth a second line at ERROR.
+                        .on_failure(()),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )

@@ -4,7 +4,6 @@
 //! same inputs.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::header;
 use axum::http::request::Parts;
@@ -16,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 use super::HttpState;
 use super::error::ApiError;
 use crate::api::args::*;
-use crate::api::caller::{NO_CREDENTIALS, REST_BODY_MAX, Refusal, client_ip, credentials};
+use crate::api::caller::{
+    BodyFailure, NO_CREDENTIALS, REST_BODY_MAX, Refusal, client_ip, credentials, read_body,
+};
 use crate::api::whoami::WhoAmI;
 use crate::core::access::{Operation, Principal, authorize};
 use crate::core::error::Error;
@@ -101,19 +102,22 @@ pub struct J<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for J<T> {
     type Rejection = ApiError;
-    async fn from_request(req: Request, st: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
         let json = req
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.starts_with("application/json") || v.contains("+json"));
-        let bytes = Bytes::from_request(req, st).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(REST_BODY_MAX)
-            } else {
-                ApiError::BadRequest(e.body_text())
-            }
-        })?;
+        let (parts, body) = req.into_parts();
+        let bytes = read_body(&parts.extensions, body, REST_BODY_MAX)
+            .await
+            .map_err(|f| match f {
+                BodyFailure::TooLarge => ApiError::PayloadTooLarge(REST_BODY_MAX),
+                BodyFailure::TooSlow => ApiError::BodyTooSlow,
+                BodyFailure::Broken => {
+                    ApiError::BadRequest("the request body could not be read".into())
+                }
+            })?;
         let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else if json == Some(false) {
@@ -124,7 +128,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for J<T> {
         let mut de = serde_json::Deserializer::from_slice(text);
         let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             if e.inner().is_data() {
-                ApiError::Unprocessable(format!("invalid body: {e}"))
+                ApiError::shape(&e)
             } else {
                 ApiError::BadRequest(format!("body is not valid JSON: {}", e.inner()))
             }
@@ -135,9 +139,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for J<T> {
         // Every body is an object; serde would also fill a struct from an array (`[]`
         // read as "all fields left out"), which no client means.
         if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(ApiError::Unprocessable(
-                "invalid body: expected a JSON object".into(),
-            ));
+            return Err(ApiError::Unprocessable {
+                message: "invalid body: expected a JSON object".into(),
+                field: None,
+            });
         }
         Ok(J(value))
     }
@@ -204,8 +209,7 @@ fn with_path_id<T: DeserializeOwned>(
         ));
     }
     body.insert("id".into(), Value::from(path_id(id)?));
-    serde_path_to_error::deserialize(Value::Object(body))
-        .map_err(|e| ApiError::Unprocessable(format!("invalid body: {e}")))
+    serde_path_to_error::deserialize(Value::Object(body)).map_err(|e| ApiError::shape(&e))
 }
 
 async fn approve(

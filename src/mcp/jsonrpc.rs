@@ -30,7 +30,7 @@
 //! anything else goes on untouched so rmcp's own `405`/`406`/`415` answers stay as they
 //! are. Well-formed requests go on with the same bytes.
 
-use axum::body::{Body, Bytes, to_bytes};
+use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
@@ -38,7 +38,7 @@ use axum::response::{IntoResponse, Response};
 use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
 use serde_json::{Value, json};
 
-use crate::api::caller::MCP_BODY_MAX;
+use crate::api::caller::{BodyFailure, MCP_BODY_MAX, read_body};
 
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
@@ -87,14 +87,28 @@ pub(crate) async fn check_envelope(req: Request, next: Next) -> Response {
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
-    let bytes = match to_bytes(body, MCP_BODY_MAX).await {
+    let bytes = match read_body(&parts.extensions, body, MCP_BODY_MAX).await {
         Ok(b) => b,
-        Err(_) => {
+        Err(f) => {
+            let (status, why) = match f {
+                BodyFailure::TooLarge => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the body is larger than {MCP_BODY_MAX} bytes"),
+                ),
+                BodyFailure::TooSlow => (
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the body did not arrive in time".to_owned(),
+                ),
+                BodyFailure::Broken => (
+                    StatusCode::BAD_REQUEST,
+                    "the body could not be read".to_owned(),
+                ),
+            };
             return EnvelopeError {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
+                status,
                 ..EnvelopeError::new(
                     INVALID_REQUEST,
-                    format!("Invalid Request: the body is larger than {MCP_BODY_MAX} bytes"),
+                    format!("Invalid Request: {why}"),
                     Value::Null,
                 )
             }
