@@ -348,3 +348,44 @@ impl referral_mcp::core::sink::CreditSink for FailingSink {
         ))
     }
 }
+
+/// A process killed after marking a referral's last reward granted but before settling
+/// it (possible before both were one transaction) left it `qualified` with nothing
+/// open, where no claim would ever reach it again: recover settles it.
+#[tokio::test]
+async fn recover_settles_a_referral_left_qualified_with_every_reward_granted() {
+    for db in databases().await {
+        let t = app(&db).await;
+        let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
+        signup_via(&t.core, "bob", "bob@b.example", "203.0.113.2", &code).await;
+        let r = qualify(&t.core, "bob").await.referral.unwrap();
+        assert_eq!(r.status, AttributionStatus::Rewarded, "[{}]", db.label);
+        // What the crash left: the grants are marked, the referral is not settled.
+        let mut c = sql(&db).await;
+        sqlx::query("UPDATE attributions SET status = 'qualified' WHERE id = $1")
+            .bind(r.id)
+            .execute(&mut c)
+            .await
+            .unwrap();
+
+        let report = t
+            .core
+            .run_recover(limit(100), &|_| {}, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            (report.attempted, report.remaining),
+            (0, 0),
+            "[{}]",
+            db.label
+        );
+        let d = t.core.query_referrals(Default::default()).await.unwrap();
+        assert_eq!(
+            d.referrals[0].status,
+            AttributionStatus::Rewarded,
+            "[{}]",
+            db.label
+        );
+        assert_eq!(rewards_credited(&db, "alice").await, 100, "[{}]", db.label);
+    }
+}

@@ -36,7 +36,8 @@ impl Referrals {
         }
     }
 
-    /// Grants the rewards this process just created for one attribution.
+    /// Grants the rewards this process just created for one attribution (marking the
+    /// last one granted settles the referral).
     pub(crate) async fn grant_own(&self, attribution_id: i64, lease_until: i64) -> Result<()> {
         let own = self
             .store
@@ -49,11 +50,7 @@ impl Referrals {
             }
             Ok::<_, super::error::Error>(())
         })
-        .await?;
-        self.store
-            .settle_attribution(attribution_id, self.clock.now())
-            .await?;
-        Ok(())
+        .await
     }
 
     /// Sends one claimed reward to the sink and records the answer. Only after the sink
@@ -69,7 +66,9 @@ impl Referrals {
             .await;
         match answer {
             Ok(outcome) => {
-                self.store.mark_granted(r.id, self.clock.now()).await?;
+                self.store
+                    .mark_granted(r.id, r.attribution_id, self.clock.now())
+                    .await?;
                 Ok(match outcome {
                     GrantOutcome::Granted => Granted::New,
                     GrantOutcome::AlreadyGranted => Granted::Already,

@@ -2,8 +2,6 @@
 //! small batches under a lease, so concurrent runs (on any instance) never work on the
 //! same reward, and the sink's idempotency key makes any repeat harmless.
 
-use std::collections::BTreeSet;
-
 use tokio_util::sync::CancellationToken;
 
 use super::access::{Operation, Principal};
@@ -63,7 +61,6 @@ impl Referrals {
         let open = self.store.count_open_rewards().await?.max(0) as u64;
         let total = limit.min(open);
         let mut report = RecoverReport::default();
-        let mut touched = BTreeSet::new();
         let mut after_id = 0;
         while report.attempted < limit {
             if cancel.is_cancelled() {
@@ -87,16 +84,16 @@ impl Referrals {
             let stop = self
                 .holding(
                     &ids,
-                    self.grant_batch(&batch, &mut report, &mut touched, total, progress, cancel),
+                    self.grant_batch(&batch, &mut report, total, progress, cancel),
                 )
                 .await?;
             if stop {
                 break;
             }
         }
-        self.store
-            .settle_attributions(touched.into_iter().collect(), self.clock.now())
-            .await?;
+        // Each grant settles its referral as it is marked; this catches referrals a
+        // crashed older version left `qualified` with nothing open.
+        self.store.settle_stranded(self.clock.now()).await?;
         report.remaining = self.store.count_open_rewards().await?;
         Ok(report)
     }
@@ -107,7 +104,6 @@ impl Referrals {
         &self,
         batch: &[ClaimedReward],
         report: &mut RecoverReport,
-        touched: &mut BTreeSet<i64>,
         total: u64,
         progress: &(dyn Fn(RecoverProgress) + Send + Sync),
         cancel: &CancellationToken,
@@ -122,7 +118,6 @@ impl Referrals {
             let answers = futures::future::join_all(group.iter().map(|r| self.grant_one(r))).await;
             for (r, answer) in group.iter().zip(answers) {
                 report.attempted += 1;
-                touched.insert(r.attribution_id);
                 match answer? {
                     Granted::New => report.granted += 1,
                     Granted::Already => report.already_granted += 1,

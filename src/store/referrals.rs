@@ -268,29 +268,39 @@ impl Store {
         .await?)
     }
 
-    /// `qualified` → `rewarded` once no reward of the attribution is still open.
-    pub async fn settle_attribution(&self, id: i64, now: i64) -> Result<()> {
-        self.settle_attributions(vec![id], now).await
-    }
-
-    /// [`Store::settle_attribution`] for many, in one transaction.
-    pub async fn settle_attributions(&self, ids: Vec<i64>, now: i64) -> Result<()> {
+    /// Settles referrals left `qualified` with no open reward: what a process that died
+    /// between marking a referral's last reward granted and settling it left behind,
+    /// before both happened in one transaction. Recover runs it so such referrals do not
+    /// stay `qualified` for ever. Returns how many it settled.
+    pub async fn settle_stranded(&self, now: i64) -> Result<u64> {
         self.write_tx(move |conn| {
             Box::pin(async move {
-                for id in ids {
-                    sqlx::query(
-                        "UPDATE attributions SET status = $3, updated_at = $2 WHERE id = $1 AND status = 'qualified'
-                         AND NOT EXISTS (SELECT 1 FROM rewards r WHERE r.attribution_id = $1 AND r.status IN ('pending', 'failed'))",
-                    )
-                    .bind(id)
-                    .bind(now)
-                    .bind(AttributionStatus::Rewarded.as_str())
-                    .execute(&mut *conn)
-                    .await?;
-                }
-                Ok(())
+                Ok(sqlx::query(
+                    "UPDATE attributions SET status = $2, updated_at = $1 WHERE status = 'qualified'
+                     AND NOT EXISTS (SELECT 1 FROM rewards r WHERE r.attribution_id = attributions.id AND r.status IN ('pending', 'failed'))",
+                )
+                .bind(now)
+                .bind(AttributionStatus::Rewarded.as_str())
+                .execute(&mut *conn)
+                .await?
+                .rows_affected())
             })
         })
         .await
     }
+}
+
+/// `qualified` → `rewarded` once no reward of the attribution is still open, inside the
+/// caller's transaction (the one that closed a reward, so no crash can come between).
+pub(super) async fn settle(conn: &mut AnyConnection, id: i64, now: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE attributions SET status = $3, updated_at = $2 WHERE id = $1 AND status = 'qualified'
+         AND NOT EXISTS (SELECT 1 FROM rewards r WHERE r.attribution_id = $1 AND r.status IN ('pending', 'failed'))",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(AttributionStatus::Rewarded.as_str())
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -191,10 +191,30 @@ impl Store {
         Ok(rows)
     }
 
-    /// Marks a reward granted after the sink answered granted or already granted.
-    pub async fn mark_granted(&self, reward_id: i64, now: i64) -> Result<()> {
+    /// Marks a reward granted after the sink answered granted or already granted, and in
+    /// the same transaction settles its referral (`rewarded`) if that was its last open
+    /// reward. One transaction, so a crash can never leave a referral `qualified` with
+    /// every reward granted: nothing would ever claim it again to settle it.
+    ///
+    /// On PostgreSQL the referral's row is locked first, so two rewards of one referral
+    /// marked at once (recover grants several together) are marked one after the other
+    /// and the second sees the first: without the lock each could see the other still
+    /// open, and neither would settle.
+    pub async fn mark_granted(&self, reward_id: i64, attribution_id: i64, now: i64) -> Result<()> {
+        let lock = (self.dialect == Dialect::Postgres).then(|| {
+            format!(
+                "SELECT id FROM attributions WHERE id = $1{}",
+                self.dialect.lock_clause()
+            )
+        });
         self.write_tx(move |conn| {
             Box::pin(async move {
+                if let Some(lock) = lock {
+                    sqlx::query(dynamic(lock))
+                        .bind(attribution_id)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                }
                 sqlx::query(
                     "UPDATE rewards SET status = $3, granted_at = $2, claimed_until = NULL, attempts = attempts + 1, last_error = NULL
                      WHERE id = $1 AND status IN ('pending', 'failed')",
@@ -204,7 +224,7 @@ impl Store {
                 .bind(RewardStatus::Granted.as_str())
                 .execute(&mut *conn)
                 .await?;
-                Ok(())
+                super::referrals::settle(conn, attribution_id, now).await
             })
         })
         .await
