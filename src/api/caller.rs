@@ -25,7 +25,8 @@ pub const NO_CREDENTIALS: &str = "send an API key in x-api-key or a token in Aut
 
 /// Largest REST body: the longest legitimate one (a click) is about 10 KB.
 pub const REST_BODY_MAX: usize = 64 * 1024;
-/// Largest MCP body: JSON-RPC batches of tool calls are bigger than REST bodies.
+/// Largest MCP body: a tool call with its JSON-RPC envelope; generous, since MCP clients
+/// may send larger client metadata than any REST body holds.
 pub const MCP_BODY_MAX: usize = 1 << 20;
 
 /// The longest a whole request body may take to arrive, when the listener set none. The
