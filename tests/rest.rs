@@ -573,3 +573,108 @@ async fn every_response_carries_a_request_id_and_keeps_the_callers() {
     assert_eq!(r.headers()["x-request-id"], "trace-abc-123");
     assert_eq!(r.text().await.unwrap(), "ready");
 }
+
+#[tokio::test]
+async fn post_routes_honour_the_documented_query_and_refuse_unknown_ones_and_clicks_are_never_charged()
+ {
+    for db in databases().await {
+        let s = serve(&db, HttpOptions::default()).await;
+        let held = seed(&s.app).await;
+        let admin = key(&s, "ops", &Scope::ALL).await;
+        let c = Client::new(&s.base);
+        let l = db.label;
+        // `POST /admin/referrals/recover?limit=…` is read (the public docs' form): an
+        // out-of-range query limit is refused, as it is in the body.
+        let (st, h, v) = c
+            .send(
+                Method::POST,
+                "/admin/referrals/recover?limit=0",
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_problem(
+            l,
+            st,
+            &h,
+            &v,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_argument",
+        );
+        assert_eq!(v["field"], "limit", "{v}");
+        let (st, _, v) = c
+            .send(
+                Method::POST,
+                "/admin/referrals/recover?limit=5",
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "[{l}] {v}");
+        assert!(v["attempted"].as_u64().unwrap() <= 5, "{v}");
+        let (st, h, v) = c
+            .send(
+                Method::POST,
+                "/admin/referrals/recover?limit=2",
+                Some(&admin),
+                Some(json!({"limit": 3})),
+            )
+            .await;
+        assert_problem(
+            l,
+            st,
+            &h,
+            &v,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_argument",
+        );
+        // A POST's unknown query parameter is refused like a GET's, and nothing happens.
+        let (st, h, v) = c
+            .send(
+                Method::POST,
+                &format!("/admin/referrals/{held}/approve?force=true"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_problem(l, st, &h, &v, StatusCode::BAD_REQUEST, "invalid_argument");
+        assert_eq!(
+            detail(&s.app, held).await.referral.status.as_str(),
+            "review_required"
+        );
+        // Approve with no body and no content type at all.
+        let r = reqwest::Client::new()
+            .post(format!("{}/admin/referrals/{held}/approve", s.base))
+            .header("x-api-key", &admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "[{l}]");
+        assert_eq!(
+            detail(&s.app, held)
+                .await
+                .referral
+                .review_decision
+                .as_deref(),
+            Some("approved")
+        );
+        // Public click capture is free, also when the caller sends a credential.
+        let code = s
+            .app
+            .core
+            .summary_for(&account("alice"))
+            .await
+            .unwrap()
+            .referral_code;
+        let before = s.app.store.balance("ops").await.unwrap();
+        let (st, _, v) = c
+            .post("/referrals/click", Some(&admin), json!({"code": code}))
+            .await;
+        assert_eq!(st, StatusCode::OK, "[{l}] {v}");
+        assert_eq!(
+            s.app.store.balance("ops").await.unwrap(),
+            before,
+            "[{l}] a click was charged"
+        );
+    }
+}

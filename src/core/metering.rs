@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::sync::atomic::Ordering;
 
-use super::access::{Operation, Principal, authorize};
+use super::access::{Access, Operation, Principal, authorize};
 use super::error::Error;
 use super::{Referrals, Result};
 
@@ -25,8 +25,9 @@ impl Referrals {
         F: Future<Output = Result<T>>,
     {
         authorize(principal, op)?;
-        let Some(p) = principal else {
-            // Public operations are not charged; they are rate-limited by the caller's IP.
+        // Public operations are never charged, also when the caller happens to send a
+        // credential (an MCP session always has one); they are rate-limited per IP.
+        let Some(p) = principal.filter(|_| op.access() != Access::Public) else {
             return body.await;
         };
         let cost = self.settings.price(op);

@@ -57,7 +57,9 @@ fn parameters(e: &Endpoint, params: &Value) -> Vec<Value> {
     };
     props
         .iter()
-        .filter(|(name, _)| e.input == Input::Query || name.as_str() == "id")
+        .filter(|(name, _)| {
+            e.input == Input::Query || name.as_str() == "id" || e.query_too.contains(&name.as_str())
+        })
         .map(|(name, schema)| {
             let mut schema = schema.clone();
             let description = schema

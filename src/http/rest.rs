@@ -216,6 +216,7 @@ async fn approve(
     State(st): State<HttpState>,
     auth: Auth,
     Path(id): Path<String>,
+    _q: Q<NoArgs>,
     J(body): J<Map<String, Value>>,
 ) -> Reply<ReferralView> {
     let op = Operation::ApproveReferral;
@@ -235,6 +236,7 @@ async fn reject(
     State(st): State<HttpState>,
     auth: Auth,
     Path(id): Path<String>,
+    _q: Q<NoArgs>,
     J(body): J<Map<String, Value>>,
 ) -> Reply<ReferralView> {
     let op = Operation::RejectReferral;
@@ -252,9 +254,12 @@ async fn reject(
 
 /// A REST recover runs to its limit; a client that disconnects drops the request, and
 /// any reward it left claimed is retried by a later run (grants are keyed).
+/// The public docs give `limit` as a query parameter (`?limit=5`); a JSON body with
+/// `limit` works too. Both at once must agree.
 async fn recover(
     State(st): State<HttpState>,
     auth: Auth,
+    Q(q): Q<RecoverArgs>,
     J(a): J<RecoverArgs>,
 ) -> Reply<RecoverReport> {
     let op = Operation::RecoverGrants;
@@ -263,9 +268,20 @@ async fn recover(
     reply(
         op,
         async {
+            let args = match (q.limit, a.limit) {
+                (Some(x), Some(y)) if x != y => {
+                    return Err(Error::Invalid {
+                        field: "limit",
+                        message: "given in the query and the body with different values".into(),
+                    });
+                }
+                (limit, body) => RecoverArgs {
+                    limit: body.or(limit),
+                },
+            };
             st.app
                 .core
-                .recover_grants(p, a.parse()?, &|_| {}, &never)
+                .recover_grants(p, args.parse()?, &|_| {}, &never)
                 .await
         }
         .await,
@@ -288,6 +304,7 @@ async fn click(
     State(st): State<HttpState>,
     auth: Auth,
     ClientIp(ip): ClientIp,
+    _q: Q<NoArgs>,
     J(a): J<ClickArgs>,
 ) -> Reply<ClickReceipt> {
     let op = Operation::CaptureClick;
@@ -320,6 +337,7 @@ async fn my_events(
 async fn signup(
     State(st): State<HttpState>,
     auth: Auth,
+    _q: Q<NoArgs>,
     J(a): J<SignupArgs>,
 ) -> Reply<SignupOutcome> {
     let op = Operation::IngestSignup;
@@ -333,6 +351,7 @@ async fn signup(
 async fn qualify(
     State(st): State<HttpState>,
     auth: Auth,
+    _q: Q<NoArgs>,
     J(a): J<QualifyArgs>,
 ) -> Reply<QualifyOutcome> {
     let op = Operation::IngestQualification;

@@ -121,6 +121,8 @@ fn parameters(tool: &Tool, e: &Endpoint) -> String {
             "path"
         } else if e.input == Input::Query {
             "query"
+        } else if e.query_too.contains(&name.as_str()) {
+            "query or body"
         } else {
             "body"
         };
