@@ -215,3 +215,35 @@ impl Store {
 pub(crate) fn dynamic(sql: String) -> AssertSqlSafe<String> {
     AssertSqlSafe(sql)
 }
+
+/// The placeholders of an `IN (…)` list of `n` values whose first is parameter `first`:
+/// `in_list(2, 3)` is `$2, $3, $4`.
+pub(crate) fn in_list(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Locks one row of `table` (by its `id`) until the transaction ends, so that decisions
+/// about it are taken one at a time across instances. PostgreSQL only: on SQLite the
+/// single writer connection already serializes transactions, so nothing is sent.
+pub(crate) async fn lock_row<'q, T>(
+    conn: &mut sqlx::AnyConnection,
+    d: Dialect,
+    table: &'static str,
+    id: T,
+) -> Result<()>
+where
+    T: 'q + Send + sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    if d == Dialect::Sqlite {
+        return Ok(());
+    }
+    let sql = format!("SELECT id FROM {table} WHERE id = $1{}", d.lock_clause());
+    sqlx::query(dynamic(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(())
+}

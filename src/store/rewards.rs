@@ -5,7 +5,7 @@ use sqlx::AnyConnection;
 use sqlx::FromRow;
 
 use super::status::{RewardStatus, Side};
-use super::{Dialect, Result, Store, dynamic};
+use super::{Dialect, Result, Store, dynamic, in_list, lock_row};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct RewardRow {
@@ -71,11 +71,7 @@ pub(super) async fn create_rewards(
             .fetch_one(&mut *conn)
             .await?;
     // Serialize cap decisions per referrer across instances.
-    let lock = format!("SELECT id FROM accounts WHERE id = $1{}", d.lock_clause());
-    sqlx::query(dynamic(lock))
-        .bind(&referrer)
-        .fetch_optional(&mut *conn)
-        .await?;
+    lock_row(&mut *conn, d, "accounts", referrer.as_str()).await?;
     let (used_count, used_credits): (i64, i64) = sqlx::query_as(
         "SELECT COUNT(*), CAST(COALESCE(SUM(credits), 0) AS BIGINT) FROM rewards
          WHERE account = $1 AND side = 'referrer' AND status IN ('pending', 'granted', 'failed') AND created_at >= $2",
@@ -128,12 +124,9 @@ impl Store {
         if attribution_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders: Vec<String> = (1..=attribution_ids.len())
-            .map(|i| format!("${i}"))
-            .collect();
         let sql = format!(
             "SELECT {REWARD_COLS} FROM rewards WHERE attribution_id IN ({}) ORDER BY attribution_id, side DESC",
-            placeholders.join(", ")
+            in_list(1, attribution_ids.len())
         );
         let mut q = sqlx::query_as::<_, RewardRow>(dynamic(sql));
         for id in attribution_ids {
@@ -201,20 +194,10 @@ impl Store {
     /// and the second sees the first: without the lock each could see the other still
     /// open, and neither would settle.
     pub async fn mark_granted(&self, reward_id: i64, attribution_id: i64, now: i64) -> Result<()> {
-        let lock = (self.dialect == Dialect::Postgres).then(|| {
-            format!(
-                "SELECT id FROM attributions WHERE id = $1{}",
-                self.dialect.lock_clause()
-            )
-        });
+        let d = self.dialect;
         self.write_tx(move |conn| {
             Box::pin(async move {
-                if let Some(lock) = lock {
-                    sqlx::query(dynamic(lock))
-                        .bind(attribution_id)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                }
+                lock_row(&mut *conn, d, "attributions", attribution_id).await?;
                 sqlx::query(
                     "UPDATE rewards SET status = $3, granted_at = $2, claimed_until = NULL, attempts = attempts + 1, last_error = NULL
                      WHERE id = $1 AND status IN ('pending', 'failed')",
@@ -253,17 +236,26 @@ impl Store {
     /// Extends this process's live claims (rewards still open and still claimed) until
     /// `until`; rewards already answered (claim cleared) are left alone.
     pub async fn renew_claims(&self, reward_ids: &[i64], until: i64) -> Result<()> {
+        self.set_claims(reward_ids, Some(until)).await
+    }
+
+    /// Gives back claims a cancelled run did not get to.
+    pub async fn release_claims(&self, reward_ids: &[i64]) -> Result<()> {
+        self.set_claims(reward_ids, None).await
+    }
+
+    /// Sets the claim of those of `reward_ids` that are still open and claimed, in one
+    /// statement.
+    async fn set_claims(&self, reward_ids: &[i64], until: Option<i64>) -> Result<()> {
         if reward_ids.is_empty() {
             return Ok(());
         }
         let ids = reward_ids.to_vec();
         self.write_tx(move |conn| {
             Box::pin(async move {
-                let placeholders: Vec<String> =
-                    (2..ids.len() + 2).map(|i| format!("${i}")).collect();
                 let sql = format!(
                     "UPDATE rewards SET claimed_until = $1 WHERE id IN ({}) AND status IN ('pending', 'failed') AND claimed_until IS NOT NULL",
-                    placeholders.join(", ")
+                    in_list(2, ids.len())
                 );
                 let mut q = sqlx::query(dynamic(sql)).bind(until);
                 for id in &ids {
@@ -274,17 +266,6 @@ impl Store {
             })
         })
         .await
-    }
-
-    /// Gives back claims a cancelled run did not get to.
-    pub async fn release_claims(&self, reward_ids: &[i64]) -> Result<()> {
-        for id in reward_ids {
-            sqlx::query("UPDATE rewards SET claimed_until = NULL WHERE id = $1 AND status IN ('pending', 'failed')")
-                .bind(*id)
-                .execute(&self.write)
-                .await?;
-        }
-        Ok(())
     }
 
     /// Rewards still waiting for a grant (pending or failed).
