@@ -154,38 +154,33 @@ async fn parallel_cli_processes_on_one_database_all_succeed_and_each_event_is_wh
         let code = alice["referral_code"].as_str().unwrap().to_owned();
         // Twelve signups through alice's code, a top-up and a recover run, all at once,
         // each its own process: every one waits its turn for the write lock.
-        let mut runs = Vec::new();
-        for i in 0..12 {
-            let account = format!("friend{i}");
-            let code = code.clone();
-            let db_url = db.url.clone();
-            runs.push(tokio::spawn(async move {
-                tokio::process::Command::new(env!("CARGO_BIN_EXE_referral-mcp"))
-                    .args(["ingest", "signup", "--account", &account, "--code", &code])
-                    .env("DATABASE_URL", db_url)
-                    .env_remove("REFERRAL_LOG")
-                    .output()
-                    .await
-                    .unwrap()
-            }));
-        }
-        for args in [
-            vec!["credits", "--account", "ops", "--amount", "10"],
-            vec!["recover", "--limit", "10"],
+        let mut commands: Vec<Vec<String>> = (0..12)
+            .map(|i| {
+                [
+                    "ingest",
+                    "signup",
+                    "--account",
+                    &format!("friend{i}"),
+                    "--code",
+                    &code,
+                ]
+                .map(str::to_owned)
+                .to_vec()
+            })
+            .collect();
+        for extra in [
+            &["credits", "--account", "ops", "--amount", "10"][..],
+            &["recover", "--limit", "10"],
         ] {
-            let db_url = db.url.clone();
-            runs.push(tokio::spawn(async move {
-                tokio::process::Command::new(env!("CARGO_BIN_EXE_referral-mcp"))
-                    .args(args)
-                    .env("DATABASE_URL", db_url)
-                    .env_remove("REFERRAL_LOG")
-                    .output()
-                    .await
-                    .unwrap()
-            }));
+            commands.push(extra.iter().map(|a| (*a).to_owned()).collect());
         }
-        for run in runs {
-            let out = run.await.unwrap();
+        let db = &db;
+        let outs = futures::future::join_all(commands.iter().map(|c| async move {
+            let args: Vec<&str> = c.iter().map(String::as_str).collect();
+            cli(db, &args).await
+        }))
+        .await;
+        for out in outs {
             assert!(
                 out.status.success(),
                 "[{}] {}",

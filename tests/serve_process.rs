@@ -20,6 +20,32 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The admin API key `serve --demo` prints on stdout, once the server answers `/readyz`;
+/// with the server's base URL and a client.
+async fn demo_key_when_ready(
+    child: &mut tokio::process::Child,
+    port: u16,
+) -> (String, String, reqwest::Client) {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut key = None;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.trim().starts_with("rk_") {
+            key = Some(line.trim().to_owned());
+            break;
+        }
+    }
+    let key = key.expect("demo prints an API key");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http.get(format!("{base}/readyz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (key, base, http)
+}
+
 #[tokio::test]
 async fn sigterm_drains_a_request_in_flight_and_logs_are_json_with_request_ids() {
     let db = sqlite_db().await;
@@ -41,24 +67,7 @@ async fn sigterm_drains_a_request_in_flight_and_logs_are_json_with_request_ids()
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    // The demo prints the admin API key on stdout.
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut key = None;
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if line.trim().starts_with("rk_") {
-            key = Some(line.trim().to_owned());
-            break;
-        }
-    }
-    let key = key.expect("demo prints an API key");
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    for _ in 0..100 {
-        if http.get(format!("{base}/readyz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (key, base, http) = demo_key_when_ready(&mut child, port).await;
 
     slow.store(true, Ordering::SeqCst);
     let in_flight = tokio::spawn({
@@ -139,23 +148,7 @@ async fn serve_logs_at_most_one_line_per_request_and_no_colours_into_a_file() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut key = None;
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if line.trim().starts_with("rk_") {
-            key = Some(line.trim().to_owned());
-            break;
-        }
-    }
-    let key = key.expect("demo prints an API key");
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    for _ in 0..100 {
-        if http.get(format!("{base}/readyz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (key, base, http) = demo_key_when_ready(&mut child, port).await;
     let before = std::fs::read_to_string(&log_path).unwrap().lines().count();
 
     let calls = [
