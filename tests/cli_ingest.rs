@@ -189,7 +189,7 @@ async fn parallel_cli_processes_on_one_database_all_succeed_and_each_event_is_wh
             );
         }
         // Every signup left its account and its attribution (one transaction each).
-        let mut c = sql(&db).await;
+        let mut c = sql(db).await;
         let (accounts, attributions): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM accounts WHERE id LIKE 'friend%'),
                     (SELECT COUNT(*) FROM attributions WHERE referrer_account = 'alice')",
