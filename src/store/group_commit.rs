@@ -13,8 +13,27 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Result, StoreError};
 
+/// Why a group did not commit. Every writer of the group gets a copy, so the cause is kept
+/// as its text together with what callers need to know of it: whether it means the
+/// database is unavailable (retry) rather than a failed statement.
+#[derive(Debug, Clone)]
+pub struct CommitFailure {
+    pub message: String,
+    pub unavailable: bool,
+}
+
+impl From<sqlx::Error> for CommitFailure {
+    fn from(e: sqlx::Error) -> Self {
+        let e = StoreError::Db(e);
+        Self {
+            unavailable: e.is_unavailable(),
+            message: e.to_string(),
+        }
+    }
+}
+
 /// Hands the piece's result over once the group's commit is known.
-type Deliver = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+type Deliver = Box<dyn FnOnce(std::result::Result<(), CommitFailure>) + Send>;
 /// One writer's work: runs on the shared connection, says whether it succeeded.
 type Job = Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, (bool, Deliver)> + Send>;
 
@@ -69,16 +88,19 @@ impl GroupCommit {
     }
 }
 
-async fn exec(conn: &mut AnyConnection, sql: &'static str) -> std::result::Result<(), String> {
+async fn exec(
+    conn: &mut AnyConnection,
+    sql: &'static str,
+) -> std::result::Result<(), CommitFailure> {
     sqlx::raw_sql(sql)
         .execute(&mut *conn)
         .await
         .map(drop)
-        .map_err(|e| e.to_string())
+        .map_err(CommitFailure::from)
 }
 
 /// Commits; if that fails, rolls back so the connection is clean for the next group.
-async fn commit(conn: &mut AnyConnection) -> std::result::Result<(), String> {
+async fn commit(conn: &mut AnyConnection) -> std::result::Result<(), CommitFailure> {
     let out = exec(conn, "COMMIT").await;
     if out.is_err() {
         let _ = exec(conn, "ROLLBACK").await;
@@ -103,7 +125,7 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
             }
         };
         if let Err(e) = exec(&mut conn, "BEGIN IMMEDIATE").await {
-            fail_all(group, &e);
+            fail_all(group, &e.message);
             continue;
         }
         if group.len() == 1

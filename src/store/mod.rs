@@ -44,8 +44,8 @@ pub enum StoreError {
     #[error("corrupt row: {0}")]
     Corrupt(String),
     /// The group transaction this write was part of did not commit.
-    #[error("commit failed: {0}")]
-    Commit(String),
+    #[error("commit failed: {}", .0.message)]
+    Commit(group_commit::CommitFailure),
 }
 
 impl StoreError {
@@ -54,9 +54,8 @@ impl StoreError {
     /// statement that failed. Callers answer "unavailable, retry", never "bad credential".
     pub fn is_unavailable(&self) -> bool {
         let StoreError::Db(e) = self else {
-            // Group commits carry the text of the failure that sank the group.
-            return matches!(self, StoreError::Commit(m)
-                if m.contains("database is locked") || m.contains("busy") || m.contains("pool timed out"));
+            // A group commit classified the failure that sank the group where it happened.
+            return matches!(self, StoreError::Commit(f) if f.unavailable);
         };
         match e {
             sqlx::Error::Io(_)
