@@ -2,6 +2,9 @@
 //! invisible formatting characters are removed and lengths are bounded, so nothing stored
 //! can smuggle hidden instructions or terminal escapes to an agent or an operator.
 
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
 use super::error::Error;
 
 /// True for characters that render as nothing or reorder text: zero-width, bidi controls,
@@ -111,14 +114,44 @@ const PUBLIC_DOMAINS: &[&str] = &[
 ];
 
 /// The shipped list of disposable mail domains (one per line, `#` comments).
+///
+/// Source: the community-maintained `disposable-email-domains` list
+/// (<https://github.com/disposable-email-domains/disposable-email-domains>, CC0), bundled
+/// from its PyPI mirror `disposable-email-domains` (MIT); the file's header names the
+/// version. Regenerate with `scripts/update-disposable-domains.sh [VERSION]`.
+///
+/// Why this and not the `mailchecker` crate: that crate only answers for a whole address
+/// (`is_valid(email)`, which also judges the address's syntax), scans its ~56k-entry slice
+/// linearly for every suffix, and its list is much broader (it flags e.g. `zzz.com`,
+/// `20.gov`), so it would hold more honest signups. `disposable-email-domains` is the
+/// de-facto standard list (curated additions, an allowlist of real providers, released
+/// on PyPI every few weeks). The npm package of the same name is a different, older
+/// list (ivolo's, last released 2024), so the script reads PyPI.
 const DISPOSABLE_LIST: &str = include_str!("disposable_domains.txt");
 
-pub fn is_disposable_domain(domain: &str) -> bool {
+/// The list as a set, built on first use.
+static DISPOSABLE_DOMAINS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
     DISPOSABLE_LIST
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .any(|d| d == domain)
+        .collect()
+});
+
+/// True when `domain` (lower-case, as `Email::domain` gives it) or any parent domain of it
+/// is on the list: `a.b.mailinator.com` matches through `mailinator.com`, while
+/// `notmailinator.com` and `mailinator.com.example.org` do not. A bare label such as `com`
+/// is never looked up. A trailing dot is ignored.
+pub fn is_disposable_domain(domain: &str) -> bool {
+    let set = &*DISPOSABLE_DOMAINS;
+    let mut candidate = domain.strip_suffix('.').unwrap_or(domain);
+    while let Some((_, parent)) = candidate.split_once('.') {
+        if set.contains(candidate) {
+            return true;
+        }
+        candidate = parent;
+    }
+    false
 }
 
 pub fn is_public_domain(domain: &str) -> bool {
@@ -227,5 +260,77 @@ mod tests {
         assert!(is_disposable_domain("mailinator.com"));
         assert!(!is_disposable_domain("example.com"));
         assert!(is_public_domain("gmail.com"));
+    }
+
+    #[test]
+    fn well_known_disposable_domains_match() {
+        for d in [
+            "mailinator.com",
+            "guerrillamail.com",
+            "yopmail.com",
+            "10minutemail.com",
+        ] {
+            assert!(is_disposable_domain(d), "{d}");
+        }
+    }
+
+    #[test]
+    fn subdomains_of_a_disposable_domain_match() {
+        assert!(is_disposable_domain("x.mailinator.com"));
+        assert!(is_disposable_domain("a.b.mailinator.com"));
+        assert!(is_disposable_domain("mailinator.com."));
+    }
+
+    #[test]
+    fn look_alikes_and_bare_labels_do_not_match() {
+        // Ends with `mailinator.com` but not at a label boundary. (`notmailinator.com` itself
+        // would be a bad example: it is one of Mailinator's own domains and is listed.)
+        for d in [
+            "xmailinator.com",
+            "mymailinator.com",
+            "yopmail.com.example.org",
+            "mailinator.com.example.org",
+            "mailinator",
+            "com",
+            "",
+            ".",
+        ] {
+            assert!(!is_disposable_domain(d), "{d}");
+        }
+    }
+
+    #[test]
+    fn big_free_mail_providers_are_not_disposable() {
+        for d in [
+            "gmail.com",
+            "outlook.com",
+            "hotmail.com",
+            "yahoo.com",
+            "proton.me",
+        ] {
+            assert!(!is_disposable_domain(d), "{d}");
+        }
+    }
+
+    #[test]
+    fn no_public_mail_provider_is_on_the_disposable_list() {
+        for d in PUBLIC_DOMAINS {
+            assert!(!is_disposable_domain(d), "{d}");
+        }
+    }
+
+    #[test]
+    fn shipped_list_is_the_large_maintained_one() {
+        assert!(DISPOSABLE_LIST.contains("github.com/disposable-email-domains"));
+        assert!(
+            DISPOSABLE_DOMAINS.len() > 1000,
+            "{}",
+            DISPOSABLE_DOMAINS.len()
+        );
+        assert!(
+            DISPOSABLE_DOMAINS
+                .iter()
+                .all(|d| d.contains('.') && *d == d.to_ascii_lowercase())
+        );
     }
 }
