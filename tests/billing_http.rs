@@ -15,8 +15,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use common::*;
 use referral_mcp::billing::{HttpSink, RetryPolicy};
-use referral_mcp::core::types::{Limit, RewardStatus};
-use referral_mcp::core::{RecoverRequest, Settings};
+use referral_mcp::core::text::SafeText;
+use referral_mcp::core::types::{
+    AccountId, AttributionId, AttributionStatus, Limit, RewardStatus, Side,
+};
+use referral_mcp::core::{ListQuery, RecoverRequest, RefundEvent, Settings, StatsQuery};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -74,6 +77,30 @@ async fn grant(
     let account = body["account"].as_str().unwrap_or_default().to_owned();
     let credits = body["credits"].as_i64().unwrap_or_default();
     let existing = b.grants.lock().unwrap().get(&key).cloned();
+    // A reversal takes back what the account still has (never below zero), and says how
+    // much; a replay answers the first answer again.
+    if body["reason"] == "referral_reversal" {
+        let (status, replayed, taken) = match existing {
+            Some((_, c)) => (StatusCode::OK, "true", -c),
+            None => {
+                let taken = (-credits).min(b.credited(&account)).max(0);
+                b.grants
+                    .lock()
+                    .unwrap()
+                    .insert(key.clone(), (account, -taken));
+                (StatusCode::CREATED, "false", taken)
+            }
+        };
+        if b.mode.load(Ordering::SeqCst) == COMMIT_THEN_FAIL {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+        return (
+            status,
+            [("idempotent-replayed", replayed)],
+            Json(json!({"key": key, "reversed": taken})),
+        )
+            .into_response();
+    }
     let response = match existing {
         Some((a, c)) if a == account && c == credits => (
             StatusCode::OK,
@@ -258,8 +285,11 @@ async fn a_healthy_billing_service_is_credited_at_qualification() {
     }
 }
 
+/// Billing answering "same key, different amount" makes the reward a terminal `conflict`:
+/// visible with its reason, counted in stats, never retried by recover, and voidable by an
+/// operator (which settles the referral).
 #[tokio::test]
-async fn a_key_billing_holds_with_another_amount_is_never_granted() {
+async fn a_key_billing_holds_with_another_amount_becomes_a_conflict_an_operator_voids() {
     for db in databases().await {
         let (billing, url) = billing_stub().await;
         let t = app_with(&db, Some(sink(&url)), Settings::default()).await;
@@ -281,25 +311,174 @@ async fn a_key_billing_holds_with_another_amount_is_never_granted() {
             .iter()
             .find(|w| w.side.as_str() == "referrer")
             .unwrap();
-        assert_eq!(referrer.status, RewardStatus::Failed, "[{}]", db.label);
+        assert_eq!(referrer.status, RewardStatus::Conflict, "[{}]", db.label);
+        assert!(
+            referrer
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("different")),
+            "{referrer:?}"
+        );
         assert_eq!(
             billing.grants.lock().unwrap()[&key],
             ("alice".to_owned(), 999),
             "billing's record is untouched"
         );
         assert_eq!(billing.credited("bob"), 50, "the other side is granted");
-        let r = t
+        let calls_before = billing.posts.load(Ordering::SeqCst);
+        for _ in 0..2 {
+            let r = t
+                .core
+                .run_recover(limit(100), &|_| {}, &CancellationToken::new())
+                .await
+                .unwrap();
+            assert_eq!(
+                (r.attempted, r.remaining),
+                (0, 0),
+                "[{}] a conflict is never retried: {r:?}",
+                db.label
+            );
+        }
+        assert_eq!(
+            billing.posts.load(Ordering::SeqCst),
+            calls_before,
+            "billing was not called again"
+        );
+        let s = t
+            .core
+            .stats(StatsQuery::parse(None, None, None, t.clock.now()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            (s.rewards.conflict.count, s.rewards.conflict.credits),
+            (1, 100)
+        );
+        let listed = t
+            .core
+            .query_referrals(ListQuery {
+                reward_status: Some(RewardStatus::Conflict),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(listed.referrals.len(), 1);
+        assert_eq!(listed.referrals[0].status, AttributionStatus::Qualified);
+        // An operator voids it; the referral settles, billing is untouched.
+        let reason =
+            SafeText::parse("reason", "billing holds key 999; settled by hand", 200).unwrap();
+        let id = AttributionId::parse("id", id).unwrap();
+        let v = t
+            .core
+            .void_as("ops", id, Side::Referrer, reason.clone())
+            .await
+            .unwrap();
+        assert_eq!(v.status, AttributionStatus::Rewarded, "[{}]", db.label);
+        let voided = v.rewards.iter().find(|w| w.side == Side::Referrer).unwrap();
+        assert_eq!(voided.status, RewardStatus::Voided);
+        assert_eq!(voided.void_reason.as_deref(), Some(reason.as_str()));
+        let detail = t.core.referral_detail(id).await.unwrap();
+        let last = detail.audit_trail.last().unwrap();
+        assert_eq!(
+            (last.action.as_str(), last.actor.as_str()),
+            ("reward_voided", "ops")
+        );
+        // Voiding again, or voiding a granted reward, is a conflict naming the status.
+        let e = t
+            .core
+            .void_as("ops", id, Side::Referrer, reason.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "conflict");
+        let e = t
+            .core
+            .void_as("ops", id, Side::Referred, reason)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("granted"), "{e}");
+        assert_eq!(
+            billing.grants.lock().unwrap()[&key],
+            ("alice".to_owned(), 999)
+        );
+    }
+}
+
+/// A refund sent over HTTP billing: each granted reward is taken back once under its own
+/// `…:reversal` key, even when billing commits the reversal and the answer is lost; a
+/// repeat of the event and recover runs change nothing more.
+#[tokio::test]
+async fn a_refund_takes_granted_rewards_back_through_billing_exactly_once() {
+    for db in databases().await {
+        let (billing, url) = billing_stub().await;
+        let t = app_with(&db, Some(sink(&url)), Settings::default()).await;
+        let code = register(&t.core, "alice", "alice@alice.example", "198.51.100.1").await;
+        let id = signup_via(&t.core, "bob", "bob@bob.example", "203.0.113.2", &code)
+            .await
+            .referral
+            .unwrap()
+            .id;
+        qualify(&t.core, "bob").await;
+        assert_eq!(
+            (billing.credited("alice"), billing.credited("bob")),
+            (100, 50)
+        );
+        // Billing takes the reversals, then the answers are lost.
+        billing.mode.store(COMMIT_THEN_FAIL, Ordering::SeqCst);
+        let refund = || RefundEvent {
+            account: AccountId::parse("account", "bob").unwrap(),
+            event: SafeText::parse("event", "chargeback", 64).unwrap(),
+            amount: Some(4900),
+        };
+        let out = t.core.record_refund(refund()).await.unwrap();
+        let r = out.referral.unwrap();
+        assert_eq!(r.status, AttributionStatus::Reversed, "[{}]", db.label);
+        assert!(
+            r.rewards
+                .iter()
+                .all(|w| w.status == RewardStatus::Reversing),
+            "[{}] unconfirmed reversals stay reversing: {:?}",
+            db.label,
+            r.rewards
+        );
+        assert_eq!((billing.credited("alice"), billing.credited("bob")), (0, 0));
+        // The event again, and recover runs, with billing answering again.
+        billing.mode.store(HEALTHY, Ordering::SeqCst);
+        t.clock.advance(60);
+        let again = t.core.record_refund(refund()).await.unwrap();
+        assert_eq!(
+            again.reversed, 2,
+            "[{}] the replay confirmed both",
+            db.label
+        );
+        let r = again.referral.unwrap();
+        assert!(r.rewards.iter().all(|w| w.status == RewardStatus::Voided));
+        assert!(
+            r.rewards
+                .iter()
+                .all(|w| w.reversed_credits == Some(w.credits))
+        );
+        assert!(
+            r.rewards
+                .iter()
+                .all(|w| w.void_reason.as_deref() == Some("chargeback")),
+            "{:?}",
+            r.rewards
+        );
+        let rec = t
             .core
             .run_recover(limit(100), &|_| {}, &CancellationToken::new())
             .await
             .unwrap();
-        assert_eq!(
-            r.failed.len(),
-            1,
-            "[{}] still refused, never forced",
-            db.label
-        );
-        assert!(r.failed[0].error.contains("different"), "{:?}", r.failed);
+        assert_eq!(rec.attempted, 0);
+        assert_eq!((billing.credited("alice"), billing.credited("bob")), (0, 0));
+        let keys: Vec<String> = billing.grants.lock().unwrap().keys().cloned().collect();
+        let ns = &t.core.settings().grant_namespace;
+        for side in ["referrer", "referred"] {
+            assert!(
+                keys.contains(&format!("{ns}:referral:{id}:{side}:reversal")),
+                "{keys:?}"
+            );
+        }
+        assert_eq!(billing.bad_keys.load(Ordering::SeqCst), 0);
     }
 }
 

@@ -37,7 +37,9 @@ use rand::{Rng, SeedableRng};
 use referral_mcp::config::{App, Config};
 use referral_mcp::core::access::ScopeSet;
 use referral_mcp::core::clock::Clock;
-use referral_mcp::core::sink::{CreditSink, Grant, GrantOutcome, SinkError};
+use referral_mcp::core::sink::{
+    CreditSink, Grant, GrantOutcome, Reversal, ReversalOutcome, SinkError,
+};
 use serde_json::{Value, json};
 use sqlx::Row;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -63,6 +65,11 @@ struct DownSink;
 #[async_trait]
 impl CreditSink for DownSink {
     async fn grant(&self, _: &Grant) -> Result<GrantOutcome, SinkError> {
+        Err(SinkError::Unavailable(
+            "billing is down (crash test)".into(),
+        ))
+    }
+    async fn reverse(&self, _: &Reversal) -> Result<ReversalOutcome, SinkError> {
         Err(SinkError::Unavailable(
             "billing is down (crash test)".into(),
         ))

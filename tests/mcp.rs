@@ -72,7 +72,12 @@ async fn every_tool_answers_over_http_with_content_matching_its_output_schema() 
         let admin = s.app.auth.jwt().mint(&account("ops"), true, 600).unwrap();
         let c = http_client(&s.url, Some(&admin)).await;
         let tools = c.list_all_tools().await.unwrap();
-        assert_eq!(tools.len(), 9, "[{}] admin sees all nine", db.label);
+        assert_eq!(
+            tools.len(),
+            9,
+            "[{}] admin sees the default toolset: the nine",
+            db.label
+        );
         let calls = [
             ("list_referrals", json!({"limit": 2})),
             ("get_referral", json!({"id": held})),
@@ -387,7 +392,7 @@ async fn tools_list_depends_on_scopes_and_server_filters() {
         let ro = serve(
             &db,
             HttpOptions {
-                filter: ToolFilter::new(true, &[], &[]).unwrap(),
+                filter: ToolFilter::new(true, &[], &[], &[]).unwrap(),
                 ..Default::default()
             },
         )
@@ -418,7 +423,7 @@ async fn tools_list_depends_on_scopes_and_server_filters() {
         c.cancel().await.unwrap();
     }
     assert!(
-        ToolFilter::new(false, &["list_referalls".into()], &[]).is_err(),
+        ToolFilter::new(false, &[], &["list_referalls".into()], &[]).is_err(),
         "a typo stops start-up"
     );
 }

@@ -226,7 +226,10 @@ async fn completions_offer_statuses_and_campaigns() {
         .await
         .unwrap();
     values.sort();
-    assert_eq!(values, ["rejected", "review_required", "rewarded"]);
+    assert_eq!(
+        values,
+        ["rejected", "reversed", "review_required", "rewarded"]
+    );
     let values = c
         .complete_prompt_simple("list_referrals", "campaign", "")
         .await
@@ -276,7 +279,7 @@ async fn the_admin_tool_list_stays_under_16000_characters() {
     let admin = s.app.auth.jwt().mint(&account("ops"), true, 600).unwrap();
     let c = http(&s.url, &admin).await;
     let tools = c.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 9);
+    assert_eq!(tools.len(), 9, "the default toolset");
     let size = serde_json::to_string(&ListToolsResult::with_all_items(tools))
         .unwrap()
         .len();

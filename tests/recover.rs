@@ -110,7 +110,10 @@ async fn four_concurrent_recover_runs_grant_each_of_2000_rewards_exactly_once() 
     for db in databases().await {
         let (t, sink) = flaky_app(&db).await;
         seed_open_rewards(&t, &sink, 1000).await;
-        assert_eq!(t.store.count_open_rewards().await.unwrap(), 2000);
+        assert_eq!(
+            t.store.count_open_rewards(t.clock.now()).await.unwrap().0,
+            2000
+        );
         sink.calls.store(0, Ordering::SeqCst);
 
         // four independent "instances": separate pools on one database
@@ -142,7 +145,10 @@ async fn four_concurrent_recover_runs_grant_each_of_2000_rewards_exactly_once() 
             "[{}] every reward claimed by exactly one run",
             db.label
         );
-        assert_eq!(t.store.count_open_rewards().await.unwrap(), 0);
+        assert_eq!(
+            t.store.count_open_rewards(t.clock.now()).await.unwrap().0,
+            0
+        );
         // the ledger is the truth: 1,000 × 100 to alice, 50 to each referred account
         assert_eq!(
             rewards_credited(&db, "alice").await,
@@ -217,6 +223,13 @@ impl referral_mcp::core::sink::CreditSink for SlowSink {
             None => std::future::pending::<()>().await,
         }
         self.inner.grant(g).await
+    }
+    async fn reverse(
+        &self,
+        r: &referral_mcp::core::sink::Reversal,
+    ) -> Result<referral_mcp::core::sink::ReversalOutcome, referral_mcp::core::sink::SinkError>
+    {
+        self.inner.reverse(r).await
     }
 }
 
@@ -343,6 +356,15 @@ impl referral_mcp::core::sink::CreditSink for FailingSink {
         &self,
         _: &referral_mcp::core::sink::Grant,
     ) -> Result<referral_mcp::core::sink::GrantOutcome, referral_mcp::core::sink::SinkError> {
+        Err(referral_mcp::core::sink::SinkError::Unavailable(
+            "down (test)".into(),
+        ))
+    }
+    async fn reverse(
+        &self,
+        _: &referral_mcp::core::sink::Reversal,
+    ) -> Result<referral_mcp::core::sink::ReversalOutcome, referral_mcp::core::sink::SinkError>
+    {
         Err(referral_mcp::core::sink::SinkError::Unavailable(
             "down (test)".into(),
         ))

@@ -95,11 +95,7 @@ async fn remote_mode_gives_the_same_answers_as_local_mode() {
             .core
             .query_referrals(referral_mcp::core::ListQuery {
                 user: Some(account("bob")),
-                status: None,
-                campaign: None,
-                pending_grant: None,
-                limit: referral_mcp::core::ListQuery::DEFAULT_LIMIT,
-                cursor: None,
+                ..Default::default()
             })
             .await
             .unwrap()

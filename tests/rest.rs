@@ -140,7 +140,8 @@ async fn every_documented_path_is_in_the_openapi_document_and_answers() {
             !validator.is_valid(&broken),
             "the meta-schema check is not vacuous"
         );
-        // The nine paths of the product docs, plus the lifecycle events and whoami.
+        // The nine paths of the product docs, plus the lifecycle events, voiding a
+        // reward, campaigns and whoami.
         let expected = [
             ("get", "/admin/referrals"),
             ("get", "/admin/referrals/{id}"),
@@ -153,6 +154,12 @@ async fn every_documented_path_is_in_the_openapi_document_and_answers() {
             ("get", "/referrals/me/events"),
             ("post", "/ingest/signups"),
             ("post", "/ingest/qualifications"),
+            ("post", "/ingest/refunds"),
+            ("post", "/admin/referrals/{id}/void"),
+            ("get", "/admin/campaigns"),
+            ("post", "/admin/campaigns"),
+            ("get", "/admin/campaigns/{id}"),
+            ("patch", "/admin/campaigns/{id}"),
             ("get", "/auth/whoami"),
         ];
         let mut documented = Vec::new();
@@ -202,12 +209,21 @@ async fn every_documented_path_is_in_the_openapi_document_and_answers() {
             .unwrap()
             .referral_code;
         for (method, path) in &documented {
-            let p = path.replace("{id}", &held.to_string());
-            let body = match p.as_str() {
-                "/referrals/click" => json!({"code": code}),
-                "/ingest/signups" => json!({"account": "newbie", "code": code}),
-                "/ingest/qualifications" => json!({"account": "newbie"}),
-                x if x.ends_with("/reject") => json!({"reason": "duplicate account"}),
+            let p = if path.starts_with("/admin/campaigns") {
+                path.replace("{id}", "default")
+            } else {
+                path.replace("{id}", &held.to_string())
+            };
+            let body = match (method.as_str(), p.as_str()) {
+                (_, "/referrals/click") => json!({"code": code}),
+                (_, "/ingest/signups") => json!({"account": "newbie", "code": code}),
+                (_, "/ingest/qualifications" | "/ingest/refunds") => json!({"account": "newbie"}),
+                ("post", "/admin/campaigns") => json!({
+                    "id": "summer", "name": "Summer", "referrer_credits": 10, "referred_credits": 5
+                }),
+                ("patch", _) => json!({"holding_days": 7}),
+                (_, x) if x.ends_with("/reject") => json!({"reason": "duplicate account"}),
+                (_, x) if x.ends_with("/void") => json!({"side": "referrer", "reason": "test"}),
                 _ => json!({}),
             };
             let cred = if p.starts_with("/referrals/me") {
@@ -215,10 +231,10 @@ async fn every_documented_path_is_in_the_openapi_document_and_answers() {
             } else {
                 &admin
             };
-            let (status, _, v) = if method == "get" {
-                c.get(&p, Some(cred)).await
-            } else {
-                c.post(&p, Some(cred), body).await
+            let (status, _, v) = match method.as_str() {
+                "get" => c.get(&p, Some(cred)).await,
+                "patch" => c.send(Method::PATCH, &p, Some(cred), Some(body)).await,
+                _ => c.post(&p, Some(cred), body).await,
             };
             assert!(
                 status != StatusCode::NOT_FOUND || v["code"] == "not_found",
@@ -231,10 +247,12 @@ async fn every_documented_path_is_in_the_openapi_document_and_answers() {
                 "[{}] {method} {p} answered {status}, which its documentation does not list: {v}",
                 db.label
             );
-            let reject = p.ends_with("/reject");
+            // Approve moved the referral on and granted its rewards: reject conflicts,
+            // and a granted reward cannot be voided (a refund takes it back).
+            let refused = p.ends_with("/reject") || p.ends_with("/void");
             assert_eq!(
                 status.is_success(),
-                !reject,
+                !refused,
                 "[{}] {method} {p}: {v}",
                 db.label
             );

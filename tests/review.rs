@@ -3,12 +3,11 @@
 mod common;
 
 use common::*;
-use referral_mcp::core::RejectRequest;
 use referral_mcp::core::text::SafeText;
 use referral_mcp::core::types::{
-    AttributionId, AttributionModel, AttributionStatus, ReviewReason, RewardStatus,
+    AttributionId, AttributionStatus, CampaignId, ReviewReason, RewardStatus,
 };
-use referral_mcp::store::CampaignRow;
+use referral_mcp::core::{CampaignEdit, RejectRequest};
 
 /// Signs up a referred account that trips exactly one signal; returns the referral id.
 async fn held(t: &TestApp, reason: ReviewReason) -> i64 {
@@ -33,7 +32,14 @@ async fn held(t: &TestApp, reason: ReviewReason) -> i64 {
             .id;
     }
     if reason == ReviewReason::ReferrerVelocity {
-        for i in 0..t.core.settings().velocity_threshold {
+        let threshold = t
+            .store
+            .campaign("default")
+            .await
+            .unwrap()
+            .unwrap()
+            .velocity_threshold;
+        for i in 0..threshold {
             let out = signup_via(
                 &t.core,
                 &format!("v{i}"),
@@ -253,19 +259,15 @@ async fn approve_or_reject_on_any_other_status_is_a_conflict_naming_it() {
 async fn a_referrer_over_the_cap_gets_a_capped_reward_that_is_never_granted() {
     for db in databases().await {
         let t = app(&db).await;
-        t.store
-            .upsert_campaign(&CampaignRow {
-                id: "default".into(),
-                name: "Default".into(),
-                referrer_credits: 100,
-                referred_credits: 50,
-                window_days: 30,
-                cap_count: Some(2),
-                cap_credits: None,
-                cap_period_days: 30,
-                attribution_model: AttributionModel::LastClick,
-                created_at: START,
-            })
+        t.core
+            .update_campaign_as(
+                "ops",
+                &CampaignId::default_campaign(),
+                CampaignEdit {
+                    cap_count: Some(2),
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;

@@ -5,7 +5,9 @@
 use rmcp::schemars::{self, JsonSchema};
 use serde::Deserialize;
 
-use crate::core::types::AttributionStatus;
+use crate::core::types::{AttributionStatus, RewardStatus, Side};
+
+pub use super::campaign_args::*;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -19,8 +21,10 @@ pub struct ListReferralsArgs {
     /// Campaign id, e.g. `default`.
     #[schemars(pattern(r"^[a-z0-9_-]{1,40}$"))]
     pub campaign: Option<String>,
-    /// true: only those with a reward not yet granted; false: only those without.
+    /// true: only those with a reward not yet granted (pending, held, failed); false: only those without.
     pub pending_grant: Option<bool>,
+    /// Only those with a reward in this status (held: holding period; failed: needs recover; conflict: needs an operator).
+    pub reward_status: Option<RewardStatus>,
     /// Page size, 1-100, default 20.
     #[schemars(range(min = 1, max = 100))]
     #[serde(default, deserialize_with = "integer::optional")]
@@ -130,7 +134,7 @@ pub struct NoArgs {}
 /// `#[serde(default)]` (needed with `deserialize_with`) makes schemars write
 /// `"default": null`, which would tell a client the default limit is null; the real
 /// defaults are in the descriptions.
-fn no_null_defaults(schema: &mut schemars::Schema) {
+pub(super) fn no_null_defaults(schema: &mut schemars::Schema) {
     if let Some(props) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
         for p in props.values_mut() {
             if let Some(o) = p.as_object_mut()
@@ -144,7 +148,7 @@ fn no_null_defaults(schema: &mut schemars::Schema) {
 
 /// JSON Schema's `integer` includes `20.0`, and some clients send whole numbers that way;
 /// accept them, refuse fractions and everything else with serde's usual message.
-mod integer {
+pub(super) mod integer {
     use serde::Deserializer;
     use serde::de::{self, Visitor};
 
@@ -230,6 +234,7 @@ impl ListReferralsArgs {
             status: self.status,
             campaign: campaign(self.campaign)?,
             pending_grant: self.pending_grant,
+            reward_status: self.reward_status,
             limit: limit(self.limit, ListQuery::DEFAULT_LIMIT, ListQuery::MAX_LIMIT)?,
             cursor: cursor(self.cursor)?,
         })
@@ -406,5 +411,57 @@ impl QualifyArgs {
             )?,
             amount: self.amount.map(qualification_amount).transpose()?,
         })
+    }
+}
+
+/// A referred account was refunded or charged back.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = no_null_defaults)]
+pub struct RefundArgs {
+    /// The referred account.
+    #[schemars(pattern(r"^[A-Za-z0-9_.:@-]{1,64}$"))]
+    pub account: String,
+    /// What happened, default `refund` (e.g. `chargeback`; max 64 characters).
+    #[schemars(length(min = 1, max = 64), pattern(r"\S"))]
+    pub event: Option<String>,
+    /// Amount in the smallest currency unit, 0 to 10^12; informational.
+    #[schemars(range(min = 0, max = 1_000_000_000_000_i64))]
+    #[serde(default, deserialize_with = "integer::optional")]
+    pub amount: Option<i64>,
+}
+
+impl RefundArgs {
+    pub fn parse(self) -> Result<crate::core::RefundEvent, Error> {
+        Ok(crate::core::RefundEvent {
+            account: AccountId::parse("account", &self.account)?,
+            event: SafeText::parse("event", self.event.as_deref().unwrap_or("refund"), 64)?,
+            amount: self.amount.map(qualification_amount).transpose()?,
+        })
+    }
+}
+
+/// An operator voids one reward that was never granted.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VoidRewardArgs {
+    /// Referral id (from list_referrals).
+    #[schemars(range(min = 1))]
+    #[serde(deserialize_with = "integer::required")]
+    pub id: i64,
+    /// Which side's reward.
+    pub side: Side,
+    /// Why, for the audit trail (1-200 characters).
+    #[schemars(length(min = 1, max = 200), pattern(r"\S"))]
+    pub reason: String,
+}
+
+impl VoidRewardArgs {
+    pub fn parse(self) -> Result<(AttributionId, Side, SafeText), Error> {
+        Ok((
+            AttributionId::parse("id", self.id)?,
+            self.side,
+            SafeText::parse("reason", &self.reason, 200)?,
+        ))
     }
 }

@@ -23,7 +23,7 @@ pub struct Endpoint {
     /// `None` for routes that are not a metered operation (`whoami`).
     pub op: Option<Operation>,
     pub method: &'static str,
-    /// With `{id}` where the referral id goes.
+    /// With `{id}` where the referral (or campaign) id goes.
     pub path: &'static str,
     pub input: Input,
     /// Body arguments a route also takes from the query string (the public docs give
@@ -45,8 +45,8 @@ const ONE: &[u16] = &[401, 402, 403, 404, 422, 503];
 const REVIEW: &[u16] = &[400, 401, 402, 403, 404, 409, 413, 422, 503];
 const WRITE: &[u16] = &[400, 401, 402, 403, 413, 422, 503];
 
-/// The nine documented operations in the docs' order, then the lifecycle events and the
-/// credential check.
+/// The nine documented operations in the docs' order, then the lifecycle events, the
+/// operators' corrections and campaigns, and the credential check.
 pub static ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         op: Some(Operation::ListReferrals),
@@ -168,6 +168,72 @@ pub static ENDPOINTS: &[Endpoint] = &[
         params: schema::<QualifyArgs>,
         output: schema::<QualifyOutcome>,
         errors: WRITE,
+    },
+    Endpoint {
+        op: Some(Operation::IngestRefund),
+        method: "POST",
+        path: "/ingest/refunds",
+        input: Input::Body,
+        query_too: &[],
+        summary: "Record a refund or chargeback: void and take back the referral's rewards",
+        params: schema::<RefundArgs>,
+        output: schema::<RefundOutcome>,
+        errors: WRITE,
+    },
+    Endpoint {
+        op: Some(Operation::VoidReward),
+        method: "POST",
+        path: "/admin/referrals/{id}/void",
+        input: Input::Body,
+        query_too: &[],
+        summary: "Void one reward that was never granted (e.g. a billing conflict)",
+        params: schema::<VoidRewardArgs>,
+        output: schema::<ReferralView>,
+        errors: REVIEW,
+    },
+    Endpoint {
+        op: Some(Operation::ListCampaigns),
+        method: "GET",
+        path: "/admin/campaigns",
+        input: Input::Query,
+        query_too: &[],
+        summary: "List campaigns with their settings",
+        params: schema::<NoArgs>,
+        output: schema::<CampaignList>,
+        errors: READ,
+    },
+    Endpoint {
+        op: Some(Operation::CreateCampaign),
+        method: "POST",
+        path: "/admin/campaigns",
+        input: Input::Body,
+        query_too: &[],
+        summary: "Create a campaign",
+        params: schema::<CreateCampaignArgs>,
+        output: schema::<CampaignDetail>,
+        errors: &[400, 401, 402, 403, 409, 413, 422, 503],
+    },
+    Endpoint {
+        op: Some(Operation::GetCampaign),
+        method: "GET",
+        path: "/admin/campaigns/{id}",
+        input: Input::Query,
+        query_too: &[],
+        summary: "One campaign with the audit trail of its changes",
+        params: schema::<CampaignIdArgs>,
+        output: schema::<CampaignDetail>,
+        errors: ONE,
+    },
+    Endpoint {
+        op: Some(Operation::UpdateCampaign),
+        method: "PATCH",
+        path: "/admin/campaigns/{id}",
+        input: Input::Body,
+        query_too: &[],
+        summary: "Change a campaign's settings (rewards already created keep theirs)",
+        params: schema::<UpdateCampaignArgs>,
+        output: schema::<CampaignDetail>,
+        errors: &[400, 401, 402, 403, 404, 413, 422, 503],
     },
     Endpoint {
         op: None,

@@ -9,6 +9,7 @@
 
 pub mod args;
 pub mod caller;
+mod campaign_args;
 pub mod cors;
 pub mod edge;
 pub mod endpoints;

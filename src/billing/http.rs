@@ -12,12 +12,22 @@
 //! - `5xx`, `408`, `429`, a timeout or a connection failure: retried here a few times
 //!   with exponential backoff; if it still fails the reward stays retryable and a later
 //!   `recover` run sends the same key again.
+//!
+//! Reversals (a refund took a granted reward back) go to the same URL, the same way, with
+//! `Idempotency-Key: {grant key}:reversal` and the body
+//! `{key, account, credits: -N, reason: "referral_reversal", reverses: "{grant key}"}`:
+//! - `200`/`201`: reversed. The service may take back less than N when the account
+//!   already spent the credits (it should never take a balance below zero); it says how
+//!   much with `"reversed": M` in the body (0 <= M <= N), else all N are assumed. A
+//!   replay answers as for grants, with the `reversed` of the first answer.
+//! - `409`/`422`, `5xx`/`408`/`429`/timeouts: as for grants (the reward stays
+//!   `reversing` and recover sends the same key again).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::core::sink::{CreditSink, Grant, GrantOutcome, SinkError};
+use crate::core::sink::{CreditSink, Grant, GrantOutcome, Reversal, ReversalOutcome, SinkError};
 
 /// Retry and timeout policy of one sink.
 #[derive(Debug, Clone)]
@@ -64,15 +74,13 @@ impl HttpSink {
         })
     }
 
-    async fn attempt(&self, g: &Grant) -> Attempt {
+    /// One POST of `body` under `key`; a success is (replayed, the answer's JSON body).
+    async fn attempt(&self, key: &str, body: &serde_json::Value) -> Attempt {
         let mut req = self
             .client
             .post(self.url.clone())
-            .header("Idempotency-Key", &g.key)
-            .json(&serde_json::json!({
-                "key": g.key, "account": g.account, "credits": g.credits,
-                "reason": "referral_reward",
-            }));
+            .header("Idempotency-Key", key)
+            .json(body);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
@@ -95,14 +103,10 @@ impl HttpSink {
         match status.as_u16() {
             200 | 201 => {
                 let replayed = replay_header || body["replayed"].as_bool() == Some(true);
-                Attempt::Done(if replayed {
-                    GrantOutcome::AlreadyGranted
-                } else {
-                    GrantOutcome::Granted
-                })
+                Attempt::Done(replayed, body)
             }
             409 | 422 => Attempt::Refused(SinkError::DifferentAmount {
-                key: g.key.clone(),
+                key: key.to_owned(),
                 existing: body["detail"]
                     .as_str()
                     .or(body["message"].as_str())
@@ -120,14 +124,19 @@ impl HttpSink {
 }
 
 enum Attempt {
-    Done(GrantOutcome),
+    /// Whether the service said it replayed an earlier answer, and its body.
+    Done(bool, serde_json::Value),
     Retry(String),
     Refused(SinkError),
 }
 
-#[async_trait]
-impl CreditSink for HttpSink {
-    async fn grant(&self, g: &Grant) -> Result<GrantOutcome, SinkError> {
+impl HttpSink {
+    /// Sends `body` under `key` with the retry policy.
+    async fn send(
+        &self,
+        key: &str,
+        body: serde_json::Value,
+    ) -> Result<(bool, serde_json::Value), SinkError> {
         let mut wait = self.policy.first_backoff;
         let mut last = String::new();
         for n in 0..self.policy.attempts.max(1) {
@@ -135,15 +144,48 @@ impl CreditSink for HttpSink {
                 tokio::time::sleep(wait).await;
                 wait = wait.saturating_mul(2);
             }
-            match self.attempt(g).await {
-                Attempt::Done(outcome) => return Ok(outcome),
+            match self.attempt(key, &body).await {
+                Attempt::Done(replayed, answer) => return Ok((replayed, answer)),
                 Attempt::Refused(e) => return Err(e),
                 Attempt::Retry(why) => {
-                    tracing::debug!(key = %g.key, attempt = n + 1, why = %why, "billing attempt failed");
+                    tracing::debug!(key = %key, attempt = n + 1, why = %why, "billing attempt failed");
                     last = why;
                 }
             }
         }
         Err(SinkError::Unavailable(last))
+    }
+}
+
+#[async_trait]
+impl CreditSink for HttpSink {
+    async fn grant(&self, g: &Grant) -> Result<GrantOutcome, SinkError> {
+        let body = serde_json::json!({
+            "key": g.key, "account": g.account, "credits": g.credits,
+            "reason": "referral_reward",
+        });
+        let (replayed, _) = self.send(&g.key, body).await?;
+        Ok(if replayed {
+            GrantOutcome::AlreadyGranted
+        } else {
+            GrantOutcome::Granted
+        })
+    }
+
+    async fn reverse(&self, r: &Reversal) -> Result<ReversalOutcome, SinkError> {
+        let body = serde_json::json!({
+            "key": r.key, "account": r.account, "credits": -r.credits,
+            "reason": "referral_reversal", "reverses": r.grant_key,
+        });
+        let (replayed, answer) = self.send(&r.key, body).await?;
+        // What the service says it took, within what was asked; all of it if unsaid.
+        let taken = answer["reversed"]
+            .as_i64()
+            .map_or(r.credits, |m| m.clamp(0, r.credits));
+        Ok(if replayed {
+            ReversalOutcome::AlreadyReversed { taken }
+        } else {
+            ReversalOutcome::Reversed { taken }
+        })
     }
 }

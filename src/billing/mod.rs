@@ -8,8 +8,9 @@ pub use http::{HttpSink, RetryPolicy};
 use async_trait::async_trait;
 
 use crate::core::clock::Clock;
-use crate::core::sink::{CreditSink, Grant, GrantOutcome, SinkError};
-use crate::store::{Store, ledger::Credit};
+use crate::core::sink::{CreditSink, Grant, GrantOutcome, Reversal, ReversalOutcome, SinkError};
+use crate::store::Store;
+use crate::store::ledger::{Credit, TakeBack};
 
 /// The default sink: the service's own ledger, in the same database.
 #[derive(Clone)]
@@ -46,6 +47,33 @@ impl CreditSink for LedgerSink {
             }),
             Err(e) => {
                 tracing::warn!(error = %e, key = %g.key, "ledger grant failed");
+                Err(SinkError::Unavailable("ledger write failed".into()))
+            }
+        }
+    }
+
+    /// Takes back what the balance covers (never below zero): the ledger's answer to an
+    /// account that already spent its reward. The reward records what came back.
+    async fn reverse(&self, r: &Reversal) -> Result<ReversalOutcome, SinkError> {
+        match self
+            .store
+            .take_back(
+                &r.key,
+                &r.account,
+                r.credits,
+                "referral_reversal",
+                self.clock.now(),
+            )
+            .await
+        {
+            Ok(TakeBack::Taken(taken)) => Ok(ReversalOutcome::Reversed { taken }),
+            Ok(TakeBack::AlreadyTaken(taken)) => Ok(ReversalOutcome::AlreadyReversed { taken }),
+            Ok(TakeBack::Conflicting { account }) => Err(SinkError::DifferentAmount {
+                key: r.key.clone(),
+                existing: format!("a reversal for {account}"),
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, key = %r.key, "ledger reversal failed");
                 Err(SinkError::Unavailable("ledger write failed".into()))
             }
         }

@@ -115,10 +115,13 @@ impl GlobalArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ToolArgs {
+    /// Toolsets to offer (comma-separated): referrals (default), rewards, campaigns, ingest, or all.
+    #[arg(long, env = "REFERRAL_TOOLSETS", value_delimiter = ',')]
+    pub toolsets: Vec<String>,
     /// Offer only tools that change nothing (plus public click capture).
     #[arg(long, env = "REFERRAL_READ_ONLY")]
     pub read_only: bool,
-    /// Offer only these tools (comma-separated names).
+    /// Offer exactly these tools (comma-separated names, from any toolset).
     #[arg(long, env = "REFERRAL_TOOLS", value_delimiter = ',')]
     pub tools: Vec<String>,
     /// Never offer these tools (comma-separated names).
@@ -128,8 +131,13 @@ pub struct ToolArgs {
 
 impl ToolArgs {
     pub fn filter(&self) -> Result<crate::mcp::ToolFilter> {
-        crate::mcp::ToolFilter::new(self.read_only, &self.tools, &self.exclude_tools)
-            .map_err(anyhow::Error::msg)
+        crate::mcp::ToolFilter::new(
+            self.read_only,
+            &self.toolsets,
+            &self.tools,
+            &self.exclude_tools,
+        )
+        .map_err(anyhow::Error::msg)
     }
 }
 

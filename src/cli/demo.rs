@@ -1,5 +1,6 @@
-//! `demo`: seeds a realistic data set — two campaigns, 50 accounts, clicks over 30 days,
-//! referrals in every status, and some rewards left waiting as if billing had failed —
+//! `demo`: seeds a realistic data set — two differently configured campaigns, 50
+//! accounts, clicks over 30 days, referrals in every status, rewards held for a holding
+//! period, some left waiting as if billing had failed, a refund that took rewards back —
 //! then prints credentials to try it with.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -16,11 +17,14 @@ use crate::config::{App, Config};
 use crate::core::access::ScopeSet;
 use crate::core::click::RawClick;
 use crate::core::clock::Clock;
-use crate::core::sink::{CreditSink, Grant, GrantOutcome, SinkError};
+use crate::core::sink::{CreditSink, Grant, GrantOutcome, Reversal, ReversalOutcome, SinkError};
 use crate::core::text::{Email, SafeText};
-use crate::core::types::{AccountId, AttributionId, CampaignId, ReferralCode};
-use crate::core::{ClickRequest, QualifyEvent, RejectRequest, SignupEvent};
-use crate::store::CampaignRow;
+use crate::core::types::{
+    AccountId, AttributionId, AttributionModel, CampaignId, CapPeriod, ReferralCode,
+};
+use crate::core::{
+    CampaignSettings, ClickRequest, QualifyEvent, RefundEvent, RejectRequest, SignupEvent,
+};
 
 /// Billing that can be "down" while the demo qualifies some referrals.
 struct DemoSink {
@@ -37,6 +41,9 @@ impl CreditSink for DemoSink {
             ));
         }
         self.inner.grant(g).await
+    }
+    async fn reverse(&self, r: &Reversal) -> Result<ReversalOutcome, SinkError> {
+        self.inner.reverse(r).await
     }
 }
 
@@ -69,25 +76,36 @@ pub(super) async fn seed(app: &App, cfg: &Config) -> Result<()> {
         inner: LedgerSink::new(app.store.clone(), clock.clone()),
         down: AtomicBool::new(false),
     });
-    let seeder = App::start_with(cfg, Some(sink.clone()), clock.clone())
+    // A seeded id source (the catalog's) must not hand the seeder's codes out again to
+    // the app that serves the data afterwards: the seeder draws from its own sequence.
+    let mut seeder_cfg = cfg.clone();
+    seeder_cfg.id_seed = cfg.id_seed.map(|s| s.wrapping_add(1));
+    let seeder = App::start_with(&seeder_cfg, Some(sink.clone()), clock.clone())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let core = &seeder.core;
-    seeder
-        .store
-        .upsert_campaign(&CampaignRow {
-            id: "spring".into(),
-            name: "Spring double credits".into(),
-            referrer_credits: 200,
-            referred_credits: 100,
-            window_days: 30,
-            cap_count: Some(3),
-            cap_credits: None,
-            cap_period_days: 30,
-            attribution_model: crate::core::types::AttributionModel::LastClick,
-            created_at: start,
-        })
-        .await?;
+    // Unlike `default` (100/50, granted at once, reversed on refund): double credits,
+    // first click wins, at most 3 referrer rewards a week, and rewards held 14 days
+    // after the first payment (the refund window), kept if a refund comes later.
+    let spring = CampaignSettings {
+        attribution_model: AttributionModel::FirstClick,
+        cap_count: Some(3),
+        cap_period: CapPeriod::Week,
+        velocity_threshold: 5,
+        holding_days: 14,
+        reverse_on_refund: false,
+        ..CampaignSettings::new(
+            SafeText::parse("name", "Spring double credits", 100)?,
+            200,
+            100,
+        )
+    };
+    core.create_campaign_as(
+        "acct_ops (demo)",
+        &CampaignId::parse("id", "spring")?,
+        spring,
+    )
+    .await?;
     let mut rng = StdRng::seed_from_u64(7);
     let mut codes = Vec::new();
     for (i, (id, email)) in REFERRERS.iter().enumerate() {
@@ -174,6 +192,13 @@ pub(super) async fn seed(app: &App, cfg: &Config) -> Result<()> {
         }
     }
     sink.down.store(false, Ordering::SeqCst);
+    // One referred customer asked for their money back: its rewards are taken back.
+    core.record_refund(RefundEvent {
+        account: AccountId::parse("account", "acct_user01")?,
+        event: SafeText::parse("event", "refund", 64)?,
+        amount: Some(4900),
+    })
+    .await?;
     // Decide part of the review queue; leave the rest pending.
     let queue = core
         .query_referrals(crate::core::ListQuery {

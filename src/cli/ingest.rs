@@ -1,4 +1,4 @@
-//! `ingest signup` and `ingest qualify`: the lifecycle events the product's backend
+//! `ingest signup`, `ingest qualify` and `ingest refund`: the lifecycle events the product's backend
 //! sends, from a shell. The flags become the same argument structs the REST ingest
 //! routes deserialize, and go through the same `parse`, so the command line accepts
 //! and refuses exactly what REST does (e.g. an over-long `click_id`).
@@ -9,7 +9,7 @@ use anyhow::Result;
 use clap::Subcommand;
 
 use super::print_json;
-use crate::api::args::{QualifyArgs, SignupArgs};
+use crate::api::args::{QualifyArgs, RefundArgs, SignupArgs};
 use crate::config::App;
 
 #[derive(Subcommand, Debug)]
@@ -32,6 +32,16 @@ pub enum IngestCommand {
         #[arg(long)]
         account: String,
         #[arg(long, default_value = "first_payment")]
+        event: String,
+        #[arg(long)]
+        amount: Option<i64>,
+    },
+    /// A referred account was refunded or charged back: its rewards are voided and taken
+    /// back (when its campaign says so).
+    Refund {
+        #[arg(long)]
+        account: String,
+        #[arg(long, default_value = "refund")]
         event: String,
         #[arg(long)]
         amount: Option<i64>,
@@ -67,6 +77,18 @@ pub(super) async fn run(app: &App, command: IngestCommand) -> Result<()> {
                 amount,
             };
             qualify(app, args).await
+        }
+        IngestCommand::Refund {
+            account,
+            event,
+            amount,
+        } => {
+            let args = RefundArgs {
+                account,
+                event: Some(event),
+                amount,
+            };
+            print_json(&app.core.record_refund(args.parse()?).await?)
         }
     }
 }

@@ -6,6 +6,7 @@
 //! binary on the database's host is the operator.
 
 mod args;
+mod campaigns;
 mod catalog;
 mod credits;
 mod demo;
@@ -23,6 +24,7 @@ use clap::{Parser, Subcommand};
 pub use http_app::{HttpOptions, router};
 
 pub use args::{EdgeArgs, GlobalArgs, ToolArgs};
+pub use campaigns::{CampaignsCommand, RewardsCommand};
 pub use credits::CreditsArgs;
 pub use ingest::IngestCommand;
 pub use keys::KeysCommand;
@@ -68,6 +70,12 @@ pub enum Command {
     /// Record lifecycle events (what the product's backend sends).
     #[command(subcommand)]
     Ingest(IngestCommand),
+    /// Manage campaigns (rewards, window, caps, holding period, refund policy).
+    #[command(subcommand)]
+    Campaigns(CampaignsCommand),
+    /// Operator corrections to rewards.
+    #[command(subcommand)]
+    Rewards(RewardsCommand),
     /// Write the generated tool reference: DIR/schemas/ and DIR/tools/.
     Catalog {
         #[arg(long, default_value = ".")]
@@ -108,6 +116,8 @@ pub async fn run(global: &GlobalArgs, command: Command) -> Result<()> {
         Command::Credits(args) => credits::run(&app, args).await,
         Command::Recover(args) => recover::run(&app, args).await,
         Command::Ingest(event) => ingest::run(&app, event).await,
+        Command::Campaigns(c) => campaigns::run(&app, c).await,
+        Command::Rewards(c) => campaigns::rewards(&app, c).await,
         Command::Serve(args) => serve::http(&app, &cfg, args).await,
         Command::Stdio(args) => serve::stdio(&app, args).await,
         // Handled above, before a database is opened.

@@ -60,6 +60,11 @@ pub struct ServeArgs {
     /// Connections served at once; further ones wait in the accept queue.
     #[arg(long, env = "REFERRAL_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+    /// Seconds between background recover runs, which grant rewards whose holding period
+    /// ended, retry failed grants and finish refund reversals; 0 turns them off (then run
+    /// `recover` from a scheduler). Safe on every instance at once.
+    #[arg(long, env = "REFERRAL_RECOVER_EVERY", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub recover_every: u64,
     #[command(flatten)]
     pub tools: ToolArgs,
     #[command(flatten)]
@@ -110,6 +115,11 @@ pub(super) async fn http(app: &App, cfg: &Config, args: ServeArgs) -> Result<()>
         max_connections: args.max_connections,
     };
     let app_router = router(app.clone(), opts, shutdown.clone());
+    if args.recover_every > 0 {
+        let core = app.core.clone();
+        let (every, stop) = (secs(args.recover_every), shutdown.clone());
+        tokio::spawn(async move { core.recover_periodically(every, &stop).await });
+    }
     eprintln!(
         "referral-mcp: MCP at http://{addr}/mcp, REST at http://{addr}/ (OpenAPI at /openapi.json; database {})",
         cfg.database_url

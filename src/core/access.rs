@@ -70,10 +70,16 @@ pub enum Operation {
     MyEvents,
     IngestSignup,
     IngestQualification,
+    IngestRefund,
+    VoidReward,
+    ListCampaigns,
+    GetCampaign,
+    CreateCampaign,
+    UpdateCampaign,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 11] = [
+    pub const ALL: [Operation; 17] = [
         Operation::ListReferrals,
         Operation::GetReferral,
         Operation::ApproveReferral,
@@ -85,9 +91,15 @@ impl Operation {
         Operation::MyEvents,
         Operation::IngestSignup,
         Operation::IngestQualification,
+        Operation::IngestRefund,
+        Operation::VoidReward,
+        Operation::ListCampaigns,
+        Operation::GetCampaign,
+        Operation::CreateCampaign,
+        Operation::UpdateCampaign,
     ];
 
-    /// The operation's name; for the nine public operations it is also the MCP tool name.
+    /// The operation's name, which is also its MCP tool name.
     pub fn name(self) -> &'static str {
         match self {
             Operation::ListReferrals => "list_referrals",
@@ -101,6 +113,12 @@ impl Operation {
             Operation::MyEvents => "list_my_referral_events",
             Operation::IngestSignup => "ingest_signup",
             Operation::IngestQualification => "ingest_qualification",
+            Operation::IngestRefund => "ingest_refund",
+            Operation::VoidReward => "void_reward",
+            Operation::ListCampaigns => "list_campaigns",
+            Operation::GetCampaign => "get_campaign",
+            Operation::CreateCampaign => "create_campaign",
+            Operation::UpdateCampaign => "update_campaign",
         }
     }
 
@@ -111,10 +129,13 @@ impl Operation {
     pub fn access(self) -> Access {
         use Operation::*;
         match self {
-            ListReferrals | GetReferral | GetStats => Access::Scoped(Scope::Read),
-            ApproveReferral | RejectReferral => Access::Scoped(Scope::Review),
+            ListReferrals | GetReferral | GetStats | ListCampaigns | GetCampaign => {
+                Access::Scoped(Scope::Read)
+            }
+            ApproveReferral | RejectReferral | VoidReward => Access::Scoped(Scope::Review),
             RecoverGrants => Access::Scoped(Scope::Recover),
-            IngestSignup | IngestQualification => Access::Scoped(Scope::Ingest),
+            IngestSignup | IngestQualification | IngestRefund => Access::Scoped(Scope::Ingest),
+            CreateCampaign | UpdateCampaign => Access::Scoped(Scope::Campaigns),
             MySummary | MyEvents => Access::User,
             CaptureClick => Access::Public,
         }
@@ -125,7 +146,13 @@ impl Operation {
         use Operation::*;
         matches!(
             self,
-            ListReferrals | GetReferral | GetStats | MySummary | MyEvents
+            ListReferrals
+                | GetReferral
+                | GetStats
+                | MySummary
+                | MyEvents
+                | ListCampaigns
+                | GetCampaign
         )
     }
 }
@@ -166,10 +193,17 @@ pub enum Scope {
     Review,
     Recover,
     Ingest,
+    Campaigns,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [Scope::Read, Scope::Review, Scope::Recover, Scope::Ingest];
+    pub const ALL: [Scope; 5] = [
+        Scope::Read,
+        Scope::Review,
+        Scope::Recover,
+        Scope::Ingest,
+        Scope::Campaigns,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -177,6 +211,7 @@ impl Scope {
             Scope::Review => "referrals:review",
             Scope::Recover => "referrals:recover",
             Scope::Ingest => "referrals:ingest",
+            Scope::Campaigns => "campaigns:manage",
         }
     }
     fn bit(self) -> u8 {
@@ -191,9 +226,8 @@ impl FromStr for Scope {
             .into_iter()
             .find(|x| x.as_str() == s)
             .ok_or_else(|| {
-                format!(
-                    "unknown scope {s:?}; expected one of referrals:read, referrals:review, referrals:recover, referrals:ingest"
-                )
+                let all: Vec<&str> = Scope::ALL.iter().map(|x| x.as_str()).collect();
+                format!("unknown scope {s:?}; expected one of {}", all.join(", "))
             })
     }
 }

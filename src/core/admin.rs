@@ -1,18 +1,22 @@
 //! The support team's operations: list, inspect, approve, reject, stats.
 
 use super::access::{Operation, Principal};
-use super::clock::rfc3339;
+use super::clock::{parse_instant, rfc3339};
 use super::error::Error;
 use super::grants::cap_rule;
 use super::text::SafeText;
 use super::transitions::{self, Refusal};
-use super::types::{AccountId, AttributionId, AttributionStatus, CampaignId, Cursor, Limit};
+use super::types::{
+    AccountId, AttributionId, AttributionStatus, CampaignId, Cursor, Limit, RewardStatus, Side,
+};
 use super::views::{
     ClickCountsView, ConversionRates, CountCredits, ReferralDetail, ReferralPage, ReferralView,
-    ReviewCounts, StatsView, audit_view, reason_view, referral_view,
+    ReviewCounts, RewardStates, StatsView, audit_view, reason_view, referral_view,
 };
 use super::{Referrals, Result};
-use crate::store::{Applied, AttributionRow, Change, ListFilter, RewardRow, StatusChange};
+use crate::store::{
+    Applied, AttributionRow, Change, ListFilter, RewardRow, StatusChange, VoidRequest, Voided,
+};
 
 /// Filters of `list_referrals`.
 #[derive(Debug, Clone)]
@@ -21,8 +25,12 @@ pub struct ListQuery {
     pub user: Option<AccountId>,
     pub status: Option<AttributionStatus>,
     pub campaign: Option<CampaignId>,
-    /// True: only referrals with a reward not yet granted; false: only those without.
+    /// True: only referrals with a reward not yet granted (pending, held or failed);
+    /// false: only those without.
     pub pending_grant: Option<bool>,
+    /// Only referrals with a reward in this status (`held`: waiting for the holding
+    /// period; `failed`: needs recovery; `conflict`: needs an operator).
+    pub reward_status: Option<RewardStatus>,
     pub limit: Limit,
     pub cursor: Option<Cursor>,
 }
@@ -39,6 +47,7 @@ impl Default for ListQuery {
             status: None,
             campaign: None,
             pending_grant: None,
+            reward_status: None,
             limit: Self::DEFAULT_LIMIT,
             cursor: None,
         }
@@ -68,27 +77,12 @@ impl StatsQuery {
         campaign: Option<CampaignId>,
         now: i64,
     ) -> Result<Self> {
-        fn parse_at(field: &'static str, s: &str, end_of_day: bool) -> Result<i64> {
-            if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-                let day = d
-                    .and_hms_opt(0, 0, 0)
-                    .map(|t| t.and_utc().timestamp())
-                    .unwrap_or_default();
-                return Ok(if end_of_day { day + 86_400 } else { day });
-            }
-            chrono::DateTime::parse_from_rfc3339(s)
-                .map(|d| d.timestamp())
-                .map_err(|_| Error::Invalid {
-                    field,
-                    message: "must be a date (YYYY-MM-DD) or an RFC 3339 time".into(),
-                })
-        }
         let to = match to {
-            Some(s) => parse_at("to", s, true)?,
+            Some(s) => parse_instant("to", s, true)?,
             None => now + 1,
         };
         let from = match from {
-            Some(s) => parse_at("from", s, false)?,
+            Some(s) => parse_instant("from", s, false)?,
             None => to - 30 * 86_400,
         };
         if from >= to {
@@ -152,6 +146,7 @@ impl Referrals {
                 status: q.status,
                 campaign: q.campaign.map(|c| c.as_str().to_owned()),
                 pending_grant: q.pending_grant,
+                reward_status: q.reward_status,
                 before_id: q.cursor.map(Cursor::below),
                 limit: i64::from(q.limit.get()),
             })
@@ -244,6 +239,7 @@ impl Referrals {
                     reason: None,
                     note: note.as_ref().map(SafeText::as_str),
                     qualification: None,
+                    refund: None,
                     plan: Some(&plan),
                     now: plan.now,
                 },
@@ -286,6 +282,7 @@ impl Referrals {
                     reason: Some(req.reason.as_str()),
                     note: req.note.as_ref().map(SafeText::as_str),
                     qualification: None,
+                    refund: None,
                     plan: None,
                     now: self.clock.now(),
                 },
@@ -319,6 +316,13 @@ impl Referrals {
             .store
             .stats(q.from, q.to, q.campaign.as_ref().map(CampaignId::as_str))
             .await?;
+        let of = |status: RewardStatus| {
+            s.by_status
+                .iter()
+                .find(|(st, _, _)| *st == status)
+                .map(|&(_, count, credits)| CountCredits { count, credits })
+                .unwrap_or_default()
+        };
         let ratio = |a: i64, b: i64| {
             if b == 0 {
                 0.0
@@ -341,9 +345,12 @@ impl Referrals {
                 count: s.rewarded_count,
                 credits: s.rewarded_credits,
             },
-            capped: CountCredits {
-                count: s.capped_count,
-                credits: s.capped_credits,
+            capped: of(RewardStatus::Capped),
+            rewards: RewardStates {
+                held: of(RewardStatus::Held),
+                failed: of(RewardStatus::Failed),
+                conflict: of(RewardStatus::Conflict),
+                voided: of(RewardStatus::Voided),
             },
             review: ReviewCounts {
                 pending: s.review_pending,
@@ -359,6 +366,55 @@ impl Referrals {
 }
 
 /// Who to name in the audit trail for a decision.
-fn actor(principal: Option<&Principal>) -> String {
+pub(crate) fn actor(principal: Option<&Principal>) -> String {
     principal.map(Principal::actor).unwrap_or_default()
+}
+
+impl Referrals {
+    pub async fn void_reward(
+        &self,
+        principal: Option<&Principal>,
+        id: AttributionId,
+        side: Side,
+        reason: SafeText,
+    ) -> Result<ReferralView> {
+        let op = Operation::VoidReward;
+        self.metered(
+            principal,
+            op,
+            self.void_as(&actor(principal), id, side, reason),
+        )
+        .await
+    }
+
+    /// Voids one reward that was never granted (pending, held, failed, or refused by
+    /// billing as a conflict), as `actor`, with the reason in the referral's audit trail.
+    pub async fn void_as(
+        &self,
+        actor: &str,
+        id: AttributionId,
+        side: Side,
+        reason: SafeText,
+    ) -> Result<ReferralView> {
+        let v = VoidRequest {
+            attribution_id: id.get(),
+            side,
+            actor,
+            reason: reason.as_str(),
+            now: self.clock.now(),
+        };
+        match self.store.void_reward(&v, transitions::can_void).await? {
+            Voided::Done => self.referral_with_rewards(id.get()).await,
+            Voided::NotFound => Err(Error::NotFound {
+                what: "reward",
+                id: format!("{side} reward of referral {id}"),
+            }),
+            Voided::Refused(status) => Err(Error::conflict_status(
+                format!(
+                    "the {side} reward of referral {id} is {status}; only pending, held, failed or conflict rewards can be voided (a refund takes granted credits back)"
+                ),
+                status.as_str(),
+            )),
+        }
+    }
 }

@@ -35,3 +35,77 @@ pub fn rfc3339(ts: i64) -> String {
         .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
         .unwrap_or_default()
 }
+
+/// Parses a `YYYY-MM-DD` date (its start, or with `end_of_day` the start of the next
+/// day, so a date range includes its last day) or an RFC 3339 instant.
+pub fn parse_instant(
+    field: &'static str,
+    s: &str,
+    end_of_day: bool,
+) -> Result<i64, super::error::Error> {
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        let day = d
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp())
+            .unwrap_or_default();
+        return Ok(if end_of_day { day + 86_400 } else { day });
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|d| d.timestamp())
+        .map_err(|_| super::error::Error::Invalid {
+            field,
+            message: "must be a date (YYYY-MM-DD) or an RFC 3339 time".into(),
+        })
+}
+
+/// The start of the UTC calendar period (day, ISO week from Monday, month) holding `ts`.
+pub fn period_start(ts: i64, period: super::types::CapPeriod) -> i64 {
+    use super::types::CapPeriod;
+    use chrono::{Datelike, NaiveDate};
+    let Some(at) = chrono::DateTime::from_timestamp(ts, 0) else {
+        return ts;
+    };
+    let day = at.date_naive();
+    let start: Option<NaiveDate> = match period {
+        CapPeriod::Day => Some(day),
+        CapPeriod::Week => day.checked_sub_days(chrono::Days::new(u64::from(
+            day.weekday().num_days_from_monday(),
+        ))),
+        CapPeriod::Month => day.with_day(1),
+    };
+    start
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp())
+        .unwrap_or(ts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::types::CapPeriod;
+
+    #[test]
+    fn cap_periods_start_at_utc_calendar_boundaries() {
+        // Wednesday 2026-03-18 15:30:00 UTC.
+        let t = parse_instant("t", "2026-03-18T15:30:00Z", false).unwrap();
+        let at = |s| parse_instant("t", s, false).unwrap();
+        assert_eq!(period_start(t, CapPeriod::Day), at("2026-03-18"));
+        assert_eq!(period_start(t, CapPeriod::Week), at("2026-03-16"));
+        assert_eq!(period_start(t, CapPeriod::Month), at("2026-03-01"));
+        // A Monday is its own week's start.
+        assert_eq!(
+            period_start(at("2026-03-16"), CapPeriod::Week),
+            at("2026-03-16")
+        );
+    }
+
+    #[test]
+    fn a_date_range_includes_its_last_day() {
+        assert_eq!(
+            parse_instant("to", "2026-03-18", true).unwrap()
+                - parse_instant("from", "2026-03-18", false).unwrap(),
+            86_400
+        );
+        assert!(parse_instant("from", "18/03/2026", false).is_err());
+    }
+}

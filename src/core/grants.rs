@@ -1,35 +1,46 @@
 //! Granting: the reward plan a status change hands to the store, the cap rule it carries,
-//! and sending rewards to the credit sink. Shared by qualification, approval and recover.
+//! and sending rewards (and reversals of them) to the credit sink. Shared by
+//! qualification, approval, refunds and recover.
 
 use std::future::Future;
 use std::time::Duration;
 
-use super::sink::{Grant, GrantOutcome, SinkError};
+use super::clock::period_start;
+use super::sink::{Grant, GrantOutcome, Reversal, ReversalOutcome, SinkError};
+use super::types::RewardStatus;
 use super::{Referrals, Result};
 use crate::store::{CampaignRow, ClaimedReward, RewardPlan};
 
-/// How one grant attempt ended.
+/// How one grant (or reversal) attempt ended.
 pub(crate) enum Granted {
     New,
     Already,
+    /// A reversal took this many credits back (now or, replayed, before).
+    Reversed(i64),
     Failed(SinkError),
+    /// Billing refused the key: the reward is now `conflict`.
+    Conflict(SinkError),
 }
 
 impl Referrals {
     /// What the store needs to create a referral's rewards now: the campaign's credits,
-    /// its cap, and the lease that keeps the new rewards with this process for the
-    /// inline grant (a recover run takes them only if that lease runs out).
+    /// its cap over the current calendar period, its holding period and refund policy,
+    /// and the lease that keeps the new rewards with this process for the inline grant
+    /// (a recover run takes them only if that lease runs out).
     pub(crate) fn reward_plan<'a>(
         &'a self,
-        c: &CampaignRow,
+        c: &'a CampaignRow,
         over_cap: &'a (dyn Fn(i64, i64) -> bool + Send + Sync),
     ) -> RewardPlan<'a> {
         let now = self.clock.now();
         RewardPlan {
+            campaign: &c.id,
             referrer_credits: c.referrer_credits,
             referred_credits: c.referred_credits,
             over_cap,
-            cap_since: now - c.cap_period_days * 86_400,
+            cap_since: period_start(now, c.cap_period),
+            grant_after: (c.holding_days > 0).then(|| now + c.holding_days * 86_400),
+            reverse_on_refund: c.reverse_on_refund != 0,
             lease_until: now + self.settings.grant_lease_secs,
             key_namespace: self.settings.grant_namespace.as_str(),
             now,
@@ -53,9 +64,13 @@ impl Referrals {
         .await
     }
 
-    /// Sends one claimed reward to the sink and records the answer. Only after the sink
-    /// answers is the reward marked granted; a failure leaves it retryable.
+    /// Sends one claimed reward to the sink (its grant, or its reversal when it is
+    /// `reversing`) and records the answer. Only after the sink answers is the reward
+    /// marked; a failure leaves it retryable, a refused key makes it a `conflict`.
     pub(crate) async fn grant_one(&self, r: &ClaimedReward) -> Result<Granted> {
+        if r.status == RewardStatus::Reversing {
+            return self.reverse_one(r).await;
+        }
         let answer = self
             .sink
             .grant(&Grant {
@@ -74,8 +89,46 @@ impl Referrals {
                     GrantOutcome::AlreadyGranted => Granted::Already,
                 })
             }
-            Err(e) => {
-                tracing::warn!(reward = r.id, key = %r.grant_key, error = %e, "grant failed");
+            Err(e) => self.record_failure(r, &r.grant_key, e).await,
+        }
+    }
+
+    /// Takes a refunded reward's credits back under its reversal key.
+    async fn reverse_one(&self, r: &ClaimedReward) -> Result<Granted> {
+        let key = r
+            .reversal_key
+            .clone()
+            .unwrap_or_else(|| crate::store::rewards::reversal_key(&r.grant_key));
+        let answer = self
+            .sink
+            .reverse(&Reversal {
+                key: key.clone(),
+                grant_key: r.grant_key.clone(),
+                account: r.account.clone(),
+                credits: r.credits,
+            })
+            .await;
+        match answer {
+            Ok(
+                ReversalOutcome::Reversed { taken } | ReversalOutcome::AlreadyReversed { taken },
+            ) => {
+                self.store
+                    .mark_reversed(r.id, taken, self.clock.now())
+                    .await?;
+                Ok(Granted::Reversed(taken))
+            }
+            Err(e) => self.record_failure(r, &key, e).await,
+        }
+    }
+
+    async fn record_failure(&self, r: &ClaimedReward, key: &str, e: SinkError) -> Result<Granted> {
+        tracing::warn!(reward = r.id, key = %key, error = %e, "billing refused or failed");
+        match e {
+            SinkError::DifferentAmount { .. } => {
+                self.store.mark_conflict(r.id, &e.to_string()).await?;
+                Ok(Granted::Conflict(e))
+            }
+            SinkError::Unavailable(_) => {
                 self.store.mark_failed(r.id, &e.to_string()).await?;
                 Ok(Granted::Failed(e))
             }

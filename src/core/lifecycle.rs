@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use super::access::{Operation, Principal};
+use super::campaigns::is_active;
 use super::click::{RawClick, hash_ip, sanitize};
 use super::error::Error;
 use super::grants::cap_rule;
@@ -72,10 +73,21 @@ impl Referrals {
                 what: "referral code",
                 id: req.code.as_str().to_owned(),
             })?;
-        let campaign = match &req.campaign {
-            Some(c) => self.campaign(c.as_str()).await?.id,
-            None => CampaignId::DEFAULT.to_owned(),
-        };
+        let now = self.clock.now();
+        let campaign = self
+            .campaign(
+                req.campaign
+                    .as_ref()
+                    .map_or(CampaignId::DEFAULT, CampaignId::as_str),
+            )
+            .await?;
+        if !is_active(&campaign, now) {
+            return Err(Error::Invalid {
+                field: "campaign",
+                message: format!("campaign {} is not active now", campaign.id),
+            });
+        }
+        let campaign = campaign.id;
         let s = sanitize(&req.raw, &self.settings.ip_hash_key);
         let public_id = self.settings.ids.random_id("clk_");
         let unique = self
@@ -97,7 +109,7 @@ impl Referrals {
                 ua_family: s.ua_family,
                 is_bot: s.is_bot,
                 ip_hash: s.ip_hash,
-                at: self.clock.now(),
+                at: now,
             })
             .await?;
         Ok(ClickReceipt {
@@ -180,7 +192,12 @@ impl Referrals {
                     field: "code",
                     message: "no account has this referral code".into(),
                 })?;
+            // A code alone refers through the default campaign while it is active; a
+            // signup after it ended is recorded as not referred.
             let campaign = self.campaign(CampaignId::DEFAULT).await?;
+            if !is_active(&campaign, now) {
+                return Ok(None);
+            }
             return Ok(Some((referrer, campaign, None)));
         }
         Ok(None)
@@ -248,7 +265,7 @@ impl Referrals {
                 ip_hash: ip_hash.as_deref(),
                 referrer_recent: recent,
             },
-            self.settings.velocity_threshold,
+            campaign.velocity_threshold,
         );
         let (status, action) = transitions::on_signup(!reasons.is_empty());
         // The account and its attribution land together or not at all.
@@ -321,6 +338,7 @@ impl Referrals {
                     reason: Some(ev.event.as_str()),
                     note: None,
                     qualification: Some((ev.event.as_str(), ev.amount)),
+                    refund: None,
                     plan: Some(&plan),
                     now: plan.now,
                 },

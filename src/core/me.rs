@@ -4,7 +4,7 @@ use super::access::{Operation, Principal};
 use super::error::Error;
 use super::text::mask_email;
 use super::types::{AccountId, CampaignId, Cursor, Limit, ReferralCode, Side};
-use super::views::{MyEvent, MyEventsPage, MyStats, MySummary, RewardSettings, reward_view};
+use super::views::{MyEvent, MyEventsPage, MyStats, MySummary, RewardSettings, my_reward};
 use super::{Referrals, Result};
 use crate::store::{AttributionRow, ListFilter, RewardRow};
 
@@ -39,7 +39,7 @@ fn my_event(me: &str, a: &AttributionRow, rewards: &[RewardRow]) -> MyEvent {
         my_reward: rewards
             .iter()
             .find(|r| r.attribution_id == a.id && r.side == role)
-            .map(reward_view),
+            .map(my_reward),
     }
 }
 
@@ -91,7 +91,8 @@ impl Referrals {
                 attribution_window_days: campaign.window_days,
                 cap_count: campaign.cap_count,
                 cap_credits: campaign.cap_credits,
-                cap_period_days: campaign.cap_period_days,
+                cap_period: campaign.cap_period,
+                holding_days: campaign.holding_days,
             },
             stats: MyStats {
                 clicks: acc.clicks_total,

@@ -16,11 +16,13 @@ pub mod types;
 pub mod views;
 
 mod admin;
+mod campaigns;
 mod grants;
 mod lifecycle;
 mod me;
 mod metering;
 mod recover;
+mod refunds;
 mod transitions;
 
 use std::collections::HashMap;
@@ -28,9 +30,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 
 pub use admin::{ListQuery, RejectRequest, StatsQuery};
+pub use campaigns::{CampaignEdit, CampaignSettings, Clearable, bounded, limits};
 pub use lifecycle::{ClickRequest, QualifyEvent, SignupEvent};
 pub use me::EventsQuery;
 pub use recover::{RecoverProgress, RecoverRequest};
+pub use refunds::RefundEvent;
 
 use crate::store::{CampaignRow, Store};
 use access::Operation;
@@ -54,8 +58,6 @@ pub struct Settings {
     /// renews its claims while it works on them (every third of this), so the lease only
     /// decides how soon the rewards of a crashed process can be recovered.
     pub grant_lease_secs: i64,
-    /// Referrals by one referrer in 24 hours at which new ones are held for review.
-    pub velocity_threshold: i64,
     /// Public calls allowed per IP hash per minute.
     pub public_rate_per_minute: i64,
     /// Source of click ids and referral codes.
@@ -72,7 +74,6 @@ impl Default for Settings {
             prices: HashMap::new(),
             default_price: 1,
             grant_lease_secs: 15,
-            velocity_threshold: 10,
             public_rate_per_minute: 120,
             ids: types::IdSource::default(),
             grant_namespace: types::GrantNamespace::parse("ns", "local")
@@ -118,26 +119,6 @@ impl Referrals {
     }
     pub fn clock(&self) -> &Clock {
         &self.clock
-    }
-
-    /// Creates the `default` campaign on first run (100 credits to the referrer, 50 to
-    /// the referred account, 30-day window, no cap).
-    pub async fn ensure_default_campaign(&self) -> Result<()> {
-        self.store
-            .insert_campaign_if_absent(&CampaignRow {
-                id: types::CampaignId::DEFAULT.into(),
-                name: "Default".into(),
-                referrer_credits: 100,
-                referred_credits: 50,
-                window_days: 30,
-                cap_count: None,
-                cap_credits: None,
-                cap_period_days: 30,
-                attribution_model: types::AttributionModel::LastClick,
-                created_at: self.clock.now(),
-            })
-            .await?;
-        Ok(())
     }
 
     async fn campaign(&self, id: &str) -> Result<CampaignRow> {

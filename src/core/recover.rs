@@ -1,4 +1,5 @@
-//! Recovery: finish rewards whose credits did not reach billing. Runs claim rewards in
+//! Recovery: finish rewards whose credits did not reach billing, grant held rewards whose
+//! holding period has passed, and send reversals a refund left unconfirmed. Runs claim rewards in
 //! small batches under a lease, so concurrent runs (on any instance) never work on the
 //! same reward, and the sink's idempotency key makes any repeat harmless.
 
@@ -6,10 +7,21 @@ use tokio_util::sync::CancellationToken;
 
 use super::access::{Operation, Principal};
 use super::grants::Granted;
+use super::sink::SinkError;
 use super::types::Limit;
 use super::views::{FailedGrant, RecoverReport};
 use super::{Referrals, Result};
 use crate::store::ClaimedReward;
+
+fn failed(r: &ClaimedReward, e: SinkError) -> FailedGrant {
+    FailedGrant {
+        referral_id: r.attribution_id,
+        side: r.side,
+        account: r.account.clone(),
+        credits: r.credits,
+        error: e.to_string(),
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct RecoverRequest {
@@ -58,7 +70,8 @@ impl Referrals {
         cancel: &CancellationToken,
     ) -> Result<RecoverReport> {
         let limit = u64::from(req.limit.get());
-        let open = self.store.count_open_rewards().await?.max(0) as u64;
+        let (open, _) = self.store.count_open_rewards(self.clock.now()).await?;
+        let open = open.max(0) as u64;
         let total = limit.min(open);
         let mut report = RecoverReport::default();
         let mut after_id = 0;
@@ -94,8 +107,37 @@ impl Referrals {
         // Each grant settles its referral as it is marked; this catches referrals a
         // crashed older version left `qualified` with nothing open.
         self.store.settle_stranded(self.clock.now()).await?;
-        report.remaining = self.store.count_open_rewards().await?;
+        (report.remaining, report.held) = self.store.count_open_rewards(self.clock.now()).await?;
         Ok(report)
+    }
+
+    /// Runs recover every `every` until `stop`: what `serve` does so that rewards whose
+    /// holding period ended are granted, failed grants retried and refund reversals
+    /// finished without anyone running `recover` by hand. Claims make it safe on every
+    /// instance at once; a failed run (database away) is logged and tried next time.
+    pub async fn recover_periodically(&self, every: std::time::Duration, stop: &CancellationToken) {
+        let req = RecoverRequest {
+            limit: Limit::new_const(1_000),
+        };
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            match self.run_recover(req, &|_| {}, stop).await {
+                Ok(r) if r.attempted > 0 => tracing::info!(
+                    attempted = r.attempted,
+                    granted = r.granted,
+                    reversed = r.reversed,
+                    failed = r.failed.len(),
+                    conflicts = r.conflicts.len(),
+                    remaining = r.remaining,
+                    "background recover"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "background recover failed"),
+            }
+        }
     }
 
     /// Grants one claimed batch, a group at a time. Returns whether the run was
@@ -121,13 +163,9 @@ impl Referrals {
                 match answer? {
                     Granted::New => report.granted += 1,
                     Granted::Already => report.already_granted += 1,
-                    Granted::Failed(e) => report.failed.push(FailedGrant {
-                        referral_id: r.attribution_id,
-                        side: r.side,
-                        account: r.account.clone(),
-                        credits: r.credits,
-                        error: e.to_string(),
-                    }),
+                    Granted::Reversed(_) => report.reversed += 1,
+                    Granted::Failed(e) => report.failed.push(failed(r, e)),
+                    Granted::Conflict(e) => report.conflicts.push(failed(r, e)),
                 }
                 progress(RecoverProgress {
                     done: report.attempted,

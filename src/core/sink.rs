@@ -19,6 +19,25 @@ pub enum GrantOutcome {
     AlreadyGranted,
 }
 
+/// Taking a granted reward back after a refund: up to `credits` from `account`, at most
+/// once per `key` (`{grant key}:reversal`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reversal {
+    pub key: String,
+    /// The grant being reversed.
+    pub grant_key: String,
+    pub account: String,
+    pub credits: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReversalOutcome {
+    /// Took `taken` credits back now (fewer than asked when the account had spent them).
+    Reversed { taken: i64 },
+    /// The key was reversed before; it took `taken` then.
+    AlreadyReversed { taken: i64 },
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SinkError {
     /// Like TigerBeetle's `exists_with_different_amount`: the key exists with another
@@ -35,4 +54,5 @@ pub enum SinkError {
 #[async_trait]
 pub trait CreditSink: Send + Sync + 'static {
     async fn grant(&self, grant: &Grant) -> Result<GrantOutcome, SinkError>;
+    async fn reverse(&self, reversal: &Reversal) -> Result<ReversalOutcome, SinkError>;
 }

@@ -6,7 +6,7 @@
 //! lock and applies what they return (see [`crate::store::status_change`]), so the rules
 //! are unit-tested here without a database, and the store never second-guesses them.
 
-use super::types::{AttributionStatus, AuditAction, ReviewDecision};
+use super::types::{AttributionStatus, AuditAction, ReviewDecision, RewardStatus};
 use crate::store::{Change, Current};
 
 /// A change was refused because the referral is in `0`.
@@ -36,11 +36,9 @@ pub(crate) fn qualify(c: Current) -> Result<Change, Refusal> {
         other => return Err(Refusal(other)),
     };
     Ok(Change {
-        next,
-        action: AuditAction::Qualified,
-        decision: None,
         record_qualification: true,
         create_rewards: next == AttributionStatus::Qualified,
+        ..Change::to(next, AuditAction::Qualified)
     })
 }
 
@@ -56,11 +54,9 @@ pub(crate) fn approve(c: Current) -> Result<Change, Refusal> {
         AttributionStatus::Attributed
     };
     Ok(Change {
-        next,
-        action: AuditAction::Approved,
         decision: Some(ReviewDecision::Approved),
-        record_qualification: false,
         create_rewards: c.qualified,
+        ..Change::to(next, AuditAction::Approved)
     })
 }
 
@@ -70,12 +66,49 @@ pub(crate) fn reject(c: Current) -> Result<Change, Refusal> {
         return Err(Refusal(c.status));
     }
     Ok(Change {
-        next: AttributionStatus::Rejected,
-        action: AuditAction::Rejected,
         decision: Some(ReviewDecision::Rejected),
-        record_qualification: false,
-        create_rewards: false,
+        ..Change::to(AttributionStatus::Rejected, AuditAction::Rejected)
     })
+}
+
+/// The referred account was refunded (or charged back).
+///
+/// - Rewarded or qualified, and its campaign reverses on refund: `reversed`; rewards not
+///   yet granted are voided, granted ones are taken back.
+/// - Rewarded or qualified, and its campaign keeps rewards: recorded, nothing else.
+/// - Not yet qualified or still held for review: recorded, and a qualification already
+///   received is forgotten, so the referral waits for a new qualifying event (approving
+///   it later creates no rewards for the refunded payment).
+/// - Rejected or reversed, or an already recorded refund of a rewarded referral (a
+///   replay): refused; nothing changes.
+pub(crate) fn refund(c: Current) -> Result<Change, Refusal> {
+    use AttributionStatus::*;
+    let base = |next| Change {
+        record_refund: true,
+        ..Change::to(next, AuditAction::Refunded)
+    };
+    match c.status {
+        Rejected | Reversed => Err(Refusal(c.status)),
+        Qualified | Rewarded if c.refunded => Err(Refusal(c.status)),
+        Qualified | Rewarded if c.reversible => Ok(Change {
+            action: AuditAction::Reversed,
+            reverse_rewards: true,
+            ..base(Reversed)
+        }),
+        Qualified | Rewarded => Ok(base(c.status)),
+        Attributed | ReviewRequired => Ok(Change {
+            clear_qualification: c.qualified,
+            ..base(c.status)
+        }),
+    }
+}
+
+/// Which rewards an operator may void: those never granted and not already closed.
+/// Granted rewards are taken back by a refund (which records the reversal), never by
+/// voiding them silently.
+pub(crate) fn can_void(status: RewardStatus) -> bool {
+    use RewardStatus::*;
+    matches!(status, Pending | Held | Failed | Conflict)
 }
 
 #[cfg(test)]
@@ -84,7 +117,12 @@ mod tests {
     use AttributionStatus::*;
 
     fn at(status: AttributionStatus, qualified: bool) -> Current {
-        Current { status, qualified }
+        Current {
+            status,
+            qualified,
+            refunded: false,
+            reversible: true,
+        }
     }
 
     #[test]
@@ -138,8 +176,53 @@ mod tests {
     }
 
     #[test]
+    fn a_refund_reverses_a_rewarded_referral_once_when_its_campaign_says_so() {
+        for s in [Qualified, Rewarded] {
+            let c = refund(at(s, true)).unwrap();
+            assert_eq!((c.next, c.action), (Reversed, AuditAction::Reversed));
+            assert!(c.reverse_rewards && c.record_refund);
+            let kept = refund(Current {
+                reversible: false,
+                ..at(s, true)
+            })
+            .unwrap();
+            assert_eq!((kept.next, kept.reverse_rewards), (s, false));
+            assert_eq!(kept.action, AuditAction::Refunded);
+            let replay = Current {
+                refunded: true,
+                reversible: false,
+                ..at(s, true)
+            };
+            assert_eq!(refund(replay), Err(Refusal(s)));
+        }
+        assert_eq!(refund(at(Reversed, true)), Err(Refusal(Reversed)));
+        assert_eq!(refund(at(Rejected, true)), Err(Refusal(Rejected)));
+    }
+
+    #[test]
+    fn a_refund_before_any_reward_forgets_the_qualification() {
+        let c = refund(at(ReviewRequired, true)).unwrap();
+        assert_eq!(c.next, ReviewRequired);
+        assert!(c.clear_qualification && !c.reverse_rewards);
+        let c = refund(at(Attributed, false)).unwrap();
+        assert!(!c.clear_qualification && c.record_refund);
+    }
+
+    #[test]
+    fn only_rewards_never_granted_can_be_voided() {
+        use RewardStatus::*;
+        for s in RewardStatus::ALL {
+            assert_eq!(
+                can_void(*s),
+                matches!(s, Pending | Held | Failed | Conflict),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
     fn only_a_held_referral_can_be_decided() {
-        for s in [Attributed, Qualified, Rewarded, Rejected] {
+        for s in [Attributed, Qualified, Rewarded, Rejected, Reversed] {
             for q in [false, true] {
                 assert_eq!(approve(at(s, q)), Err(Refusal(s)));
                 assert_eq!(reject(at(s, q)), Err(Refusal(s)));

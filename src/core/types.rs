@@ -11,8 +11,8 @@ use super::error::Error;
 /// The persisted vocabulary is defined where it is decoded (the store); these are the
 /// same types, re-exported so the core and its callers name them from here.
 pub use crate::store::status::{
-    AttributionModel, AttributionStatus, AuditAction, ReviewDecision, ReviewReason, RewardStatus,
-    Side,
+    AttributionModel, AttributionStatus, AuditAction, CapPeriod, ReviewDecision, ReviewReason,
+    RewardStatus, Side,
 };
 
 /// A random, unguessable identifier: `prefix` followed by 24 hex digits (96 bits).

@@ -7,7 +7,9 @@ use serde::Serialize;
 
 use super::clock::rfc3339;
 use super::text::mask_email;
-use super::types::{AttributionStatus, ReviewReason, RewardStatus, Side};
+use super::types::{
+    AttributionModel, AttributionStatus, CapPeriod, ReviewReason, RewardStatus, Side,
+};
 use crate::store::{AttributionRow, AuditRow, ReasonRow, RewardRow};
 
 /// One side's reward.
@@ -19,11 +21,23 @@ pub struct RewardView {
     pub status: RewardStatus,
     /// Grant attempts so far.
     pub attempts: i64,
-    /// Why the last attempt failed (status `failed`).
+    /// Why the last attempt failed (`failed`), or why billing refused it (`conflict`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub granted_at: Option<String>,
+    /// `held`: when the holding period ends and the reward becomes due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant_after: Option<String>,
+    /// `voided` or `reversing`: why (the refund event, or the operator's reason).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub void_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voided_at: Option<String>,
+    /// After a reversal: the credits taken back. Fewer than `credits` when the account
+    /// had already spent them; the balance never goes below zero.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reversed_credits: Option<i64>,
 }
 
 /// A referral (attribution) with its rewards.
@@ -90,7 +104,8 @@ pub struct ReferralDetail {
     pub audit_trail: Vec<AuditView>,
 }
 
-/// A grant that failed during a recover run (it stays retryable).
+/// A grant (or reversal) that failed during a recover run: retryable, or, in `conflicts`,
+/// refused by billing and left for an operator.
 #[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
 pub struct FailedGrant {
     pub referral_id: i64,
@@ -109,9 +124,17 @@ pub struct RecoverReport {
     pub granted: u64,
     /// Billing already had them (e.g. after a crash); now marked granted, not paid again.
     pub already_granted: u64,
+    /// Billing could not be reached; they stay retryable.
     pub failed: Vec<FailedGrant>,
-    /// Rewards still waiting for a grant after this run.
+    /// Billing refused the key ("same key, different amount"): now `conflict`, never
+    /// retried; an operator voids them.
+    pub conflicts: Vec<FailedGrant>,
+    /// Refunded rewards whose credits were taken back.
+    pub reversed: u64,
+    /// Rewards still to act on after this run (due grants, retries, reversals).
     pub remaining: i64,
+    /// Rewards waiting for their holding period; not due yet, so not attempted.
+    pub held: i64,
     /// True when the run was cancelled before reaching `limit`.
     pub cancelled: bool,
 }
@@ -124,10 +147,18 @@ pub struct ClickCountsView {
     pub bots: i64,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq, Default)]
 pub struct CountCredits {
     pub count: i64,
     pub credits: i64,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq, Default)]
+pub struct RewardStates {
+    pub held: CountCredits,
+    pub failed: CountCredits,
+    pub conflict: CountCredits,
+    pub voided: CountCredits,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
@@ -157,6 +188,10 @@ pub struct StatsView {
     pub qualified: i64,
     pub rewarded: CountCredits,
     pub capped: CountCredits,
+    /// Rewards created in the range by the status they are in now: waiting for the
+    /// holding period, failed (recover retries them), refused by billing (an operator
+    /// must look), voided (refunds and operators).
+    pub rewards: RewardStates,
     pub review: ReviewCounts,
     pub conversion: ConversionRates,
 }
@@ -182,7 +217,9 @@ pub struct RewardSettings {
     pub cap_count: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cap_credits: Option<i64>,
-    pub cap_period_days: i64,
+    pub cap_period: CapPeriod,
+    /// Days after qualification before rewards are granted.
+    pub holding_days: i64,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
@@ -194,6 +231,18 @@ pub struct MyStats {
     pub credits_earned: i64,
     pub credits_pending: i64,
     pub capped_rewards: i64,
+}
+
+/// One's own reward, as its account sees it: no billing internals (attempts, errors).
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+pub struct MyReward {
+    pub credits: i64,
+    pub status: RewardStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub granted_at: Option<String>,
+    /// `held`: when it will be granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant_after: Option<String>,
 }
 
 /// A referral as one of its two accounts sees it.
@@ -210,7 +259,7 @@ pub struct MyEvent {
     pub created_at: String,
     /// Your side's reward, once there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub my_reward: Option<RewardView>,
+    pub my_reward: Option<MyReward>,
 }
 
 /// The signed-in user's referral page.
@@ -245,6 +294,81 @@ pub struct SignupOutcome {
     pub referral: Option<ReferralView>,
 }
 
+/// Result of a refund event.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+pub struct RefundOutcome {
+    pub account: String,
+    /// False when the account was not referred (nothing to reverse).
+    pub referred: bool,
+    /// Rewards whose credits were taken back by this event.
+    pub reversed: u64,
+    /// Credits the accounts had already spent, so could not be taken back.
+    pub unrecovered_credits: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referral: Option<ReferralView>,
+}
+
+/// A campaign's settings.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+pub struct CampaignView {
+    pub id: String,
+    pub name: String,
+    pub referrer_credits: i64,
+    pub referred_credits: i64,
+    pub attribution_window_days: i64,
+    pub attribution_model: AttributionModel,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cap_count: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cap_credits: Option<i64>,
+    /// The UTC calendar period caps count over.
+    pub cap_period: CapPeriod,
+    /// Referrals by one referrer in 24 hours at which new ones are held for review.
+    pub velocity_threshold: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<String>,
+    /// Days after qualification before rewards are granted.
+    pub holding_days: i64,
+    /// Whether a refund of the referred account voids (and takes back) the rewards.
+    pub reverse_on_refund: bool,
+    /// Takes new clicks and code signups now (between its dates).
+    pub active: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+pub struct CampaignList {
+    pub campaigns: Vec<CampaignView>,
+}
+
+/// One field of a campaign change.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, JsonSchema, PartialEq)]
+pub struct FieldChange {
+    pub field: String,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+}
+
+/// One entry of a campaign's audit trail.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+pub struct CampaignChangeView {
+    pub at: String,
+    pub actor: String,
+    /// `created` or `updated`.
+    pub action: String,
+    pub fields: Vec<FieldChange>,
+}
+
+/// A campaign with the audit trail of its changes, oldest first.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+pub struct CampaignDetail {
+    pub campaign: CampaignView,
+    pub changes: Vec<CampaignChangeView>,
+}
+
 /// Result of a qualification event.
 #[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
 pub struct QualifyOutcome {
@@ -253,6 +377,16 @@ pub struct QualifyOutcome {
     pub referred: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub referral: Option<ReferralView>,
+}
+
+pub(crate) fn my_reward(r: &RewardRow) -> MyReward {
+    let v = reward_view(r);
+    MyReward {
+        credits: v.credits,
+        status: v.status,
+        granted_at: v.granted_at,
+        grant_after: v.grant_after,
+    }
 }
 
 pub(crate) fn reward_view(r: &RewardRow) -> RewardView {
@@ -264,6 +398,13 @@ pub(crate) fn reward_view(r: &RewardRow) -> RewardView {
         attempts: r.attempts,
         last_error: r.last_error.clone(),
         granted_at: r.granted_at.map(rfc3339),
+        grant_after: r
+            .grant_after
+            .filter(|_| r.status == RewardStatus::Held)
+            .map(rfc3339),
+        void_reason: r.void_reason.clone(),
+        voided_at: r.voided_at.map(rfc3339),
+        reversed_credits: r.reversed_credits,
     }
 }
 

@@ -38,6 +38,16 @@ pub(super) fn routes(click_cors: tower_http::cors::CorsLayer) -> axum::Router<Ht
         .route("/referrals/me/events", get(my_events))
         .route("/ingest/signups", post(signup))
         .route("/ingest/qualifications", post(qualify))
+        .route("/ingest/refunds", post(refund))
+        .route("/admin/referrals/{id}/void", post(void))
+        .route(
+            "/admin/campaigns",
+            get(list_campaigns).post(create_campaign),
+        )
+        .route(
+            "/admin/campaigns/{id}",
+            get(get_campaign).patch(update_campaign),
+        )
         .route("/auth/whoami", get(whoami))
 }
 
@@ -198,18 +208,24 @@ async fn get_one(
 }
 
 /// The arguments of a tool whose `id` is the route's path: the JSON body's fields plus
-/// that id, parsed as the tool's own argument type (one type serves both faces).
+/// that id (a referral's number, or a campaign's slug), parsed as the tool's own argument
+/// type (one type serves both faces).
 fn with_path_id<T: DeserializeOwned>(
-    id: &str,
+    id: Value,
     mut body: Map<String, Value>,
 ) -> Result<T, ApiError> {
     if body.contains_key("id") {
         return Err(ApiError::BadRequest(
-            "invalid body: unknown field `id`; the referral id goes in the path".into(),
+            "invalid body: unknown field `id`; the id goes in the path".into(),
         ));
     }
-    body.insert("id".into(), Value::from(path_id(id)?));
+    body.insert("id".into(), id);
     serde_path_to_error::deserialize(Value::Object(body)).map_err(|e| ApiError::shape(&e))
+}
+
+/// A referral id from the path, as a JSON number for [`with_path_id`].
+fn referral_path_id(raw: &str) -> Result<Value, ApiError> {
+    Ok(Value::from(path_id(raw)?))
 }
 
 async fn approve(
@@ -221,7 +237,7 @@ async fn approve(
 ) -> Reply<ReferralView> {
     let op = Operation::ApproveReferral;
     let p = auth.allow(op)?;
-    let args: ApproveArgs = with_path_id(&id, body)?;
+    let args: ApproveArgs = with_path_id(referral_path_id(&id)?, body)?;
     reply(
         op,
         async {
@@ -241,7 +257,7 @@ async fn reject(
 ) -> Reply<ReferralView> {
     let op = Operation::RejectReferral;
     let p = auth.allow(op)?;
-    let args: RejectArgs = with_path_id(&id, body)?;
+    let args: RejectArgs = with_path_id(referral_path_id(&id)?, body)?;
     reply(
         op,
         async {
@@ -359,6 +375,106 @@ async fn qualify(
     reply(
         op,
         async { st.app.core.ingest_qualification(p, a.parse()?).await }.await,
+    )
+}
+
+async fn refund(
+    State(st): State<HttpState>,
+    auth: Auth,
+    _q: Q<NoArgs>,
+    J(a): J<RefundArgs>,
+) -> Reply<RefundOutcome> {
+    let op = Operation::IngestRefund;
+    let p = auth.allow(op)?;
+    reply(
+        op,
+        async { st.app.core.ingest_refund(p, a.parse()?).await }.await,
+    )
+}
+
+async fn void(
+    State(st): State<HttpState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    _q: Q<NoArgs>,
+    J(body): J<Map<String, Value>>,
+) -> Reply<ReferralView> {
+    let op = Operation::VoidReward;
+    let p = auth.allow(op)?;
+    let args: VoidRewardArgs = with_path_id(referral_path_id(&id)?, body)?;
+    reply(
+        op,
+        async {
+            let (id, side, reason) = args.parse()?;
+            st.app.core.void_reward(p, id, side, reason).await
+        }
+        .await,
+    )
+}
+
+async fn list_campaigns(
+    State(st): State<HttpState>,
+    auth: Auth,
+    _q: Q<NoArgs>,
+) -> Reply<CampaignList> {
+    let op = Operation::ListCampaigns;
+    let p = auth.allow(op)?;
+    reply(op, st.app.core.list_campaigns(p).await)
+}
+
+async fn get_campaign(
+    State(st): State<HttpState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    _q: Q<NoArgs>,
+) -> Reply<CampaignDetail> {
+    let op = Operation::GetCampaign;
+    let p = auth.allow(op)?;
+    reply(
+        op,
+        async {
+            let id = CampaignIdArgs { id }.parse()?;
+            st.app.core.get_campaign(p, id).await
+        }
+        .await,
+    )
+}
+
+async fn create_campaign(
+    State(st): State<HttpState>,
+    auth: Auth,
+    _q: Q<NoArgs>,
+    J(a): J<CreateCampaignArgs>,
+) -> Reply<CampaignDetail> {
+    let op = Operation::CreateCampaign;
+    let p = auth.allow(op)?;
+    reply(
+        op,
+        async {
+            let (id, settings) = a.parse()?;
+            st.app.core.create_campaign(p, id, settings).await
+        }
+        .await,
+    )
+}
+
+async fn update_campaign(
+    State(st): State<HttpState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    _q: Q<NoArgs>,
+    J(body): J<Map<String, Value>>,
+) -> Reply<CampaignDetail> {
+    let op = Operation::UpdateCampaign;
+    let p = auth.allow(op)?;
+    let args: UpdateCampaignArgs = with_path_id(Value::from(id), body)?;
+    reply(
+        op,
+        async {
+            let (id, edit) = args.parse()?;
+            st.app.core.update_campaign(p, id, edit).await
+        }
+        .await,
     )
 }
 

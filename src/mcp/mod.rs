@@ -4,8 +4,10 @@
 
 #![allow(deprecated)] // rmcp marks the logging API deprecated (SEP-2577); we still offer it.
 
+mod campaign_tools;
 mod errors;
 mod filter;
+mod ingest_tools;
 mod jsonrpc;
 pub mod remote;
 mod schema;
@@ -14,5 +16,5 @@ pub mod streamable;
 mod tools;
 
 pub use errors::ToolError;
-pub use filter::{TOOL_NAMES, ToolFilter};
+pub use filter::{TOOL_NAMES, ToolFilter, Toolset};
 pub use server::{Caller, ReferralServer};

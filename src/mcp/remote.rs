@@ -169,13 +169,18 @@ fn check_args(op: Operation, v: &Map<String, Value>) -> Result<(), ToolError> {
         Operation::RecoverGrants => shaped::<RecoverArgs>(v)?.parse().map(drop),
         Operation::GetStats => shaped::<StatsArgs>(v)?.parse(now).map(drop),
         Operation::CaptureClick => shaped::<ClickArgs>(v)?.parse(None).map(drop),
-        Operation::MySummary => {
+        Operation::MySummary | Operation::ListCampaigns => {
             shaped::<NoArgs>(v)?;
             Ok(())
         }
         Operation::MyEvents => shaped::<EventsArgs>(v)?.parse().map(drop),
         Operation::IngestSignup => shaped::<SignupArgs>(v)?.parse().map(drop),
         Operation::IngestQualification => shaped::<QualifyArgs>(v)?.parse().map(drop),
+        Operation::IngestRefund => shaped::<RefundArgs>(v)?.parse().map(drop),
+        Operation::VoidReward => shaped::<VoidRewardArgs>(v)?.parse().map(drop),
+        Operation::GetCampaign => shaped::<CampaignIdArgs>(v)?.parse().map(drop),
+        Operation::CreateCampaign => shaped::<CreateCampaignArgs>(v)?.parse().map(drop),
+        Operation::UpdateCampaign => shaped::<UpdateCampaignArgs>(v)?.parse().map(drop),
     };
     checked.map_err(ToolError::from)
 }

@@ -8,8 +8,9 @@ use rmcp::model::JsonObject;
 /// Agents pay for every token of `tools/list` (the admin list must stay under 16,000
 /// characters), so schemas carry only what a caller needs: `format` annotations go
 /// (`int64` says nothing `integer` does not) and so does `$schema` (2020-12 is MCP's
-/// default dialect); output schemas lose descriptions and the `required` lists of
-/// nested objects, and have their `$ref`s inlined
+/// default dialect); output schemas lose descriptions, `enum` lists (the status words
+/// are in the input schemas and the docs; every output repeated them) and the
+/// `required` lists of nested objects, and have their `$ref`s inlined
 /// (they describe data the tool returns; the tool description says what it means).
 /// Input schemas keep their property descriptions: they tell an agent what to send.
 /// Optional properties of both are not nullable (see [`not_null`]).
@@ -41,7 +42,7 @@ pub(super) fn compact(schema: &JsonObject, output: bool) -> JsonObject {
                     let drop = k == "format"
                         || k == "$defs"
                         || k == "$schema"
-                        || (output && k == "description")
+                        || (output && (k == "description" || k == "enum"))
                         || (output && depth > 0 && k == "required");
                     if drop && (k == "$defs" || !v.is_object()) {
                         continue;

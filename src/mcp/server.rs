@@ -68,7 +68,13 @@ pub struct ReferralServer {
 fn router() -> ToolRouter<ReferralServer> {
     // Building the router generates nine JSON schemas; do it once per process.
     static ROUTER: OnceLock<ToolRouter<ReferralServer>> = OnceLock::new();
-    ROUTER.get_or_init(ReferralServer::tool_router).clone()
+    ROUTER
+        .get_or_init(|| {
+            ReferralServer::tool_router()
+                + ReferralServer::campaign_router()
+                + ReferralServer::ingest_router()
+        })
+        .clone()
 }
 
 /// The tools as listed, built once: schemas compacted, in the docs' order.
@@ -225,8 +231,7 @@ impl ServerHandler for ReferralServer {
         req: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let Some(op) = Operation::from_name(&req.name).filter(|op| TOOL_NAMES.contains(&op.name()))
-        else {
+        let Some(op) = Operation::from_name(&req.name) else {
             return self
                 .tool_router
                 .call(ToolCallContext::new(self, req, ctx))
@@ -235,7 +240,7 @@ impl ServerHandler for ReferralServer {
         if !self.filter.allows(op) {
             return Err(McpError::invalid_params(
                 format!(
-                    "tool '{}' is not available on this server (read-only or tool filter)",
+                    "tool '{}' is not available on this server (toolsets, read-only or tool filter)",
                     req.name
                 ),
                 None,

@@ -1,4 +1,5 @@
-//! The nine tools. Each is a few lines: take the checked arguments, parse them into the
+//! The `referrals` toolset (the nine documented tools) and `void_reward` (the `rewards`
+//! toolset). Each is a few lines: take the checked arguments, parse them into the
 //! core's typed request, call the core as the caller, return the answer as structured
 //! content (its output schema comes from the return type). Every error is a
 //! [`ToolError`], which rmcp turns into a result with `isError: true`.
@@ -23,7 +24,7 @@ use crate::core::views::*;
 /// whose own failure would be a JSON-RPC error; this keeps a shape error (naming the
 /// field) for the tool to return as an `invalid_argument` tool result instead, which an
 /// agent can read and fix. Its schema is the arguments' own.
-pub struct Args<T>(Result<T, ToolError>);
+pub struct Args<T>(pub(super) Result<T, ToolError>);
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Args<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -54,7 +55,7 @@ impl ReferralServer {
     #[tool(
         name = "list_referrals",
         title = "List referrals",
-        description = "List referrals newest first, each with its two rewards. Filter by user_id (referrer or referred), status, campaign, pending_grant (true = a reward not yet granted). Page with next_cursor. Emails masked. 1 credit; admin token or API key with referrals:read.",
+        description = "List referrals newest first, each with its two rewards. Filter by user_id (referrer or referred), status, campaign, pending_grant (true = a reward not yet granted), reward_status. Page with next_cursor. Emails masked. 1 credit; admin token or API key with referrals:read.",
         annotations(
             read_only_hint = true,
             destructive_hint = false,
@@ -142,7 +143,7 @@ impl ReferralServer {
     #[tool(
         name = "recover_referral_grants",
         title = "Retry stuck reward grants",
-        description = "Retry up to limit rewards whose credits did not reach billing. Safe to repeat or run concurrently: grants are keyed, never credited twice. Sends progress with a progress token; if cancelled, finishes the grants in flight and stops. 1 credit; referrals:recover or admin.",
+        description = "Retry failed grants, grant held rewards now due, finish refund reversals (up to limit). Safe to repeat or run concurrently: each grant and reversal is keyed, never applied twice. Sends progress with a progress token; if cancelled, finishes the grants in flight and stops. 1 credit; referrals:recover or admin.",
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -167,6 +168,31 @@ impl ReferralServer {
         let report = out?;
         self.log_recover(&ctx, &report).await;
         Ok(Json(report))
+    }
+
+    #[tool(
+        name = "void_reward",
+        title = "Void a reward",
+        description = "Void one side's reward that was never granted: pending, held, failed, or conflict (billing refused its key; recover never retries it). The reason goes in the audit trail. Granted rewards are taken back by a refund event instead. Returns the referral. 1 credit; referrals:review or admin.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn void_reward(
+        &self,
+        Parameters(Args(a)): Parameters<Args<VoidRewardArgs>>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<ReferralView>, ToolError> {
+        let (id, side, reason) = a?.parse()?;
+        let p = self.caller(&ctx).principal;
+        Ok(Json(
+            self.core()?
+                .void_reward(p.as_ref(), id, side, reason)
+                .await?,
+        ))
     }
 
     #[tool(
@@ -301,7 +327,8 @@ impl ReferralServer {
         };
         self.log(ctx, level, serde_json::json!({
             "event": "recover_finished", "attempted": r.attempted, "granted": r.granted,
-            "already_granted": r.already_granted, "failed": r.failed.len(), "remaining": r.remaining,
+            "already_granted": r.already_granted, "failed": r.failed.len(), "conflicts": r.conflicts.len(),
+            "reversed": r.reversed, "remaining": r.remaining, "held": r.held,
             "cancelled": r.cancelled,
         }))
         .await;

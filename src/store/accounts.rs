@@ -1,8 +1,7 @@
-//! Accounts (with their referral codes) and campaigns.
+//! Accounts, with their referral codes.
 
 use sqlx::{AnyConnection, FromRow};
 
-use super::status::AttributionModel;
 use super::{Result, Store, StoreError};
 
 #[derive(Debug, Clone, FromRow)]
@@ -18,78 +17,9 @@ pub struct AccountRow {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, FromRow)]
-pub struct CampaignRow {
-    pub id: String,
-    pub name: String,
-    pub referrer_credits: i64,
-    pub referred_credits: i64,
-    pub window_days: i64,
-    pub cap_count: Option<i64>,
-    pub cap_credits: Option<i64>,
-    pub cap_period_days: i64,
-    pub attribution_model: AttributionModel,
-    pub created_at: i64,
-}
-
 const ACCOUNT_COLS: &str = "id, referral_code, email, email_normalized, email_domain, signup_ip_hash, clicks_total, clicks_unique, created_at";
 
 impl Store {
-    /// Creates or replaces a campaign.
-    pub async fn upsert_campaign(&self, c: &CampaignRow) -> Result<()> {
-        self.write_campaign(
-            c,
-            "ON CONFLICT (id) DO UPDATE SET name = excluded.name, referrer_credits = excluded.referrer_credits,
-               referred_credits = excluded.referred_credits, window_days = excluded.window_days,
-               cap_count = excluded.cap_count, cap_credits = excluded.cap_credits,
-               cap_period_days = excluded.cap_period_days, attribution_model = excluded.attribution_model",
-        )
-        .await
-    }
-
-    /// Inserts the campaign only if no campaign of that id exists (first-run defaults).
-    pub async fn insert_campaign_if_absent(&self, c: &CampaignRow) -> Result<()> {
-        self.write_campaign(c, "ON CONFLICT (id) DO NOTHING").await
-    }
-
-    async fn write_campaign(&self, c: &CampaignRow, on_conflict: &'static str) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO campaigns (id, name, referrer_credits, referred_credits, window_days, cap_count, cap_credits, cap_period_days, attribution_model, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) {on_conflict}"
-        );
-        sqlx::query(super::dynamic(sql))
-            .bind(&c.id)
-            .bind(&c.name)
-            .bind(c.referrer_credits)
-            .bind(c.referred_credits)
-            .bind(c.window_days)
-            .bind(c.cap_count)
-            .bind(c.cap_credits)
-            .bind(c.cap_period_days)
-            .bind(c.attribution_model.as_str())
-            .bind(c.created_at)
-            .execute(&self.write)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn campaign(&self, id: &str) -> Result<Option<CampaignRow>> {
-        Ok(
-            sqlx::query_as::<_, CampaignRow>("SELECT * FROM campaigns WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.read)
-                .await?,
-        )
-    }
-
-    pub async fn campaign_ids(&self) -> Result<Vec<String>> {
-        Ok(
-            sqlx::query_scalar::<_, String>("SELECT id FROM campaigns ORDER BY id")
-                .fetch_all(&self.read)
-                .await?,
-        )
-    }
-
     pub async fn account(&self, id: &str) -> Result<Option<AccountRow>> {
         let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1");
         Ok(sqlx::query_as::<_, AccountRow>(super::dynamic(sql))

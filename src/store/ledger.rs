@@ -19,6 +19,17 @@ pub enum Credit {
     },
 }
 
+/// What the ledger did when asked to take a reversed reward's credits back under a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TakeBack {
+    /// Took this many credits (fewer than asked when the balance was short; never below 0).
+    Taken(i64),
+    /// The key was used before for this account; it took this many then.
+    AlreadyTaken(i64),
+    /// The key was used before for another account: nothing was taken.
+    Conflicting { account: String },
+}
+
 async fn add_to_balance(conn: &mut AnyConnection, account: &str, delta: i64) -> Result<()> {
     sqlx::query(
         "INSERT INTO balances (account, balance) VALUES ($1, $2)
@@ -72,6 +83,68 @@ impl Store {
                         delta: d,
                     }
                 })
+            })
+        })
+        .await
+    }
+
+    /// Takes up to `credits` back from `account` exactly once per `key`: what the balance
+    /// covers, never taking it below zero (the rest is the caller's to record). The key's
+    /// row is inserted first, so a concurrent repeat waits for it and then finds it.
+    pub async fn take_back(
+        &self,
+        key: &str,
+        account: &str,
+        credits: i64,
+        kind: &str,
+        now: i64,
+    ) -> Result<TakeBack> {
+        let (key, account, kind) = (key.to_owned(), account.to_owned(), kind.to_owned());
+        let lock = self.dialect.lock_clause();
+        self.write_tx(move |conn| {
+            Box::pin(async move {
+                let inserted: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO ledger (account, delta, kind, idempotency_key, at) VALUES ($1, 0, $2, $3, $4)
+                     ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+                )
+                .bind(&account)
+                .bind(&kind)
+                .bind(&key)
+                .bind(now)
+                .fetch_optional(&mut *conn)
+                .await?;
+                let Some(row_id) = inserted else {
+                    let (acc, delta): (String, i64) =
+                        sqlx::query_as("SELECT account, delta FROM ledger WHERE idempotency_key = $1")
+                            .bind(&key)
+                            .fetch_one(&mut *conn)
+                            .await?;
+                    return Ok(if acc == account {
+                        TakeBack::AlreadyTaken(-delta)
+                    } else {
+                        TakeBack::Conflicting { account: acc }
+                    });
+                };
+                let sql = format!("SELECT balance FROM balances WHERE account = $1{lock}");
+                let balance: i64 = sqlx::query_scalar(super::dynamic(sql))
+                    .bind(&account)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .unwrap_or(0);
+                let taken = credits.min(balance).max(0);
+                if taken > 0 {
+                    sqlx::query("UPDATE balances SET balance = balance - $2 WHERE account = $1")
+                        .bind(&account)
+                        .bind(taken)
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("UPDATE ledger SET delta = $2 WHERE id = $1")
+                        .bind(row_id)
+                        .bind(-taken)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(TakeBack::Taken(taken))
             })
         })
         .await

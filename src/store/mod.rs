@@ -9,6 +9,7 @@
 //! `UPDATE … RETURNING` is already exclusive).
 
 mod accounts;
+mod campaigns;
 mod clicks;
 mod group_commit;
 mod keys;
@@ -24,11 +25,12 @@ pub mod status_change;
 use sqlx::AnyPool;
 use sqlx::{AssertSqlSafe, Row};
 
-pub use accounts::{AccountRow, CampaignRow, NewAccount};
+pub use accounts::{AccountRow, NewAccount};
+pub use campaigns::{CampaignAudit, CampaignChangeRow, CampaignRow};
 pub use clicks::{ClickRow, NewClick};
 pub use keys::ApiKeyRow;
 pub use referrals::{AttributionRow, AuditRow, ListFilter, NewAttribution, ReasonRow};
-pub use rewards::{ClaimedReward, RewardPlan, RewardRow};
+pub use rewards::{ClaimedReward, RewardPlan, RewardRow, VoidRequest, Voided};
 pub use stats::{ClickCounts, StatsRow};
 pub use status_change::{Applied, Change, Current, StatusChange};
 

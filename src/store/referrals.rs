@@ -5,7 +5,8 @@ use sqlx::AnyConnection;
 use sqlx::{FromRow, Row};
 
 use super::accounts::{AccountRow, NewAccount, upsert_account};
-use super::status::{AttributionStatus, AuditAction, ReviewDecision, ReviewReason};
+use super::rewards::{NOT_YET_GRANTED, UNSETTLED};
+use super::status::{AttributionStatus, AuditAction, ReviewDecision, ReviewReason, RewardStatus};
 use super::{Result, Store, dynamic};
 
 #[derive(Debug, Clone, FromRow)]
@@ -23,6 +24,7 @@ pub struct AttributionRow {
     pub qualification_amount: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub refunded_at: Option<i64>,
     pub referrer_email: Option<String>,
     pub referred_email: Option<String>,
 }
@@ -62,12 +64,14 @@ pub struct ListFilter {
     pub status: Option<AttributionStatus>,
     pub campaign: Option<String>,
     pub pending_grant: Option<bool>,
+    /// Only referrals with a reward in this status.
+    pub reward_status: Option<RewardStatus>,
     pub before_id: Option<i64>,
     pub limit: i64,
 }
 
 const SELECT_ATTRIBUTION: &str = "SELECT a.id, a.referrer_account, a.referred_account, a.code, a.campaign, a.click_id, a.status, a.review_decision,
-    a.qualified_at, a.qualification_event, a.qualification_amount, a.created_at, a.updated_at,
+    a.qualified_at, a.qualification_event, a.qualification_amount, a.created_at, a.updated_at, a.refunded_at,
     rr.email AS referrer_email, rd.email AS referred_email
     FROM attributions a
     LEFT JOIN accounts rr ON rr.id = a.referrer_account
@@ -224,13 +228,19 @@ impl Store {
         if f.before_id.is_some() {
             sql.push_str(&format!(" AND a.id < ${}", next()));
         }
+        if f.reward_status.is_some() {
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM rewards r WHERE r.attribution_id = a.id AND r.status = ${})",
+                next()
+            ));
+        }
         match f.pending_grant {
-            Some(true) => sql.push_str(
-                " AND EXISTS (SELECT 1 FROM rewards r WHERE r.attribution_id = a.id AND r.status IN ('pending', 'failed'))",
-            ),
-            Some(false) => sql.push_str(
-                " AND NOT EXISTS (SELECT 1 FROM rewards r WHERE r.attribution_id = a.id AND r.status IN ('pending', 'failed'))",
-            ),
+            Some(true) => sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM rewards r WHERE r.attribution_id = a.id AND r.status IN {NOT_YET_GRANTED})"
+            )),
+            Some(false) => sql.push_str(&format!(
+                " AND NOT EXISTS (SELECT 1 FROM rewards r WHERE r.attribution_id = a.id AND r.status IN {NOT_YET_GRANTED})"
+            )),
             None => {}
         }
         sql.push_str(&format!(" ORDER BY a.id DESC LIMIT ${}", next()));
@@ -246,6 +256,9 @@ impl Store {
         }
         if let Some(b) = f.before_id {
             q = q.bind(b);
+        }
+        if let Some(s) = f.reward_status {
+            q = q.bind(s.as_str());
         }
         Ok(q.bind(f.limit).fetch_all(&self.read).await?)
     }
@@ -275,10 +288,11 @@ impl Store {
     pub async fn settle_stranded(&self, now: i64) -> Result<u64> {
         self.write_tx(move |conn| {
             Box::pin(async move {
-                Ok(sqlx::query(
+                let sql = format!(
                     "UPDATE attributions SET status = $2, updated_at = $1 WHERE status = 'qualified'
-                     AND NOT EXISTS (SELECT 1 FROM rewards r WHERE r.attribution_id = attributions.id AND r.status IN ('pending', 'failed'))",
-                )
+                     AND NOT EXISTS (SELECT 1 FROM rewards r WHERE r.attribution_id = attributions.id AND r.status IN {UNSETTLED})"
+                );
+                Ok(sqlx::query(dynamic(sql))
                 .bind(now)
                 .bind(AttributionStatus::Rewarded.as_str())
                 .execute(&mut *conn)
@@ -290,17 +304,19 @@ impl Store {
     }
 }
 
-/// `qualified` → `rewarded` once no reward of the attribution is still open, inside the
-/// caller's transaction (the one that closed a reward, so no crash can come between).
+/// `qualified` → `rewarded` once no reward of the attribution is still open or in
+/// conflict, inside the caller's transaction (the one that closed a reward, so no crash
+/// can come between).
 pub(super) async fn settle(conn: &mut AnyConnection, id: i64, now: i64) -> Result<()> {
-    sqlx::query(
+    let sql = format!(
         "UPDATE attributions SET status = $3, updated_at = $2 WHERE id = $1 AND status = 'qualified'
-         AND NOT EXISTS (SELECT 1 FROM rewards r WHERE r.attribution_id = $1 AND r.status IN ('pending', 'failed'))",
-    )
-    .bind(id)
-    .bind(now)
-    .bind(AttributionStatus::Rewarded.as_str())
-    .execute(conn)
-    .await?;
+         AND NOT EXISTS (SELECT 1 FROM rewards r WHERE r.attribution_id = $1 AND r.status IN {UNSETTLED})"
+    );
+    sqlx::query(dynamic(sql))
+        .bind(id)
+        .bind(now)
+        .bind(AttributionStatus::Rewarded.as_str())
+        .execute(conn)
+        .await?;
     Ok(())
 }

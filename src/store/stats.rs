@@ -3,6 +3,7 @@
 
 use sqlx::FromRow;
 
+use super::status::RewardStatus;
 use super::{Result, Store, dynamic};
 
 #[derive(Debug, Clone, Default, FromRow)]
@@ -19,8 +20,8 @@ pub struct StatsRow {
     pub qualified: i64,
     pub rewarded_count: i64,
     pub rewarded_credits: i64,
-    pub capped_count: i64,
-    pub capped_credits: i64,
+    /// Rewards created in the range, by the status they are in now: (count, credits).
+    pub by_status: Vec<(RewardStatus, i64, i64)>,
     pub review_pending: i64,
     pub review_approved: i64,
     pub review_rejected: i64,
@@ -70,6 +71,24 @@ impl Store {
             ),
         }
         };
+        // Rewards created in the range, grouped by the status they are in now.
+        let by_status_sql = match campaign {
+            Some(_) => format!(
+                "SELECT r.status, COUNT(*), CAST(COALESCE(SUM(r.credits), 0) AS BIGINT) FROM rewards r JOIN attributions a ON a.id = r.attribution_id
+                 WHERE r.created_at >= $1 AND r.created_at < $2{} GROUP BY r.status",
+                camp("a.", 3)
+            ),
+            None => "SELECT r.status, COUNT(*), CAST(COALESCE(SUM(r.credits), 0) AS BIGINT) FROM rewards r
+                     WHERE r.created_at >= $1 AND r.created_at < $2 GROUP BY r.status"
+                .to_owned(),
+        };
+        let by_status_q = sqlx::query_as::<_, (RewardStatus, i64, i64)>(dynamic(by_status_sql))
+            .bind(from)
+            .bind(to);
+        let by_status_q = match campaign {
+            Some(c) => by_status_q.bind(c.to_owned()),
+            None => by_status_q,
+        };
         // Signups and the review funnel come from one pass over the same rows.
         let review_sql = format!(
             "SELECT COUNT(*),
@@ -91,7 +110,7 @@ impl Store {
             (signups, review_pending, review_approved, review_rejected),
             (qualified, _),
             (rewarded_count, rewarded_credits),
-            (capped_count, capped_credits),
+            by_status,
         ) = tokio::try_join!(
             q.fetch_one(&self.read),
             pair(format!(
@@ -101,9 +120,7 @@ impl Store {
             pair(rewards(
                 "r.status = 'granted' AND r.granted_at >= $1 AND r.granted_at < $2"
             )),
-            pair(rewards(
-                "r.status = 'capped' AND r.created_at >= $1 AND r.created_at < $2"
-            )),
+            by_status_q.fetch_all(&self.read),
         )?;
         Ok(StatsRow {
             clicks,
@@ -111,8 +128,7 @@ impl Store {
             qualified,
             rewarded_count,
             rewarded_credits,
-            capped_count,
-            capped_credits,
+            by_status,
             review_pending,
             review_approved,
             review_rejected,
@@ -130,7 +146,7 @@ impl Store {
         .await?;
         let (earned, pending, capped): (i64, i64, i64) = sqlx::query_as(
             "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'granted' THEN credits ELSE 0 END), 0) AS BIGINT),
-                    CAST(COALESCE(SUM(CASE WHEN status IN ('pending', 'failed') THEN credits ELSE 0 END), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(CASE WHEN status IN ('pending', 'held', 'failed') THEN credits ELSE 0 END), 0) AS BIGINT),
                     CAST(COALESCE(SUM(CASE WHEN status = 'capped' THEN 1 ELSE 0 END), 0) AS BIGINT)
              FROM rewards WHERE account = $1",
         )

@@ -76,16 +76,25 @@ string_enum!(
         Qualified => "qualified",
         Rewarded => "rewarded",
         Rejected => "rejected",
+        Reversed => "reversed",
     }
 );
 
 string_enum!(
-    /// Where one side's reward is.
+    /// Where one side's reward is. `held`: waiting for the campaign's holding period
+    /// (until `grant_after`), then granted by recover or serve's timer. `failed`: billing
+    /// could not be reached; recover retries it. `conflict`: billing refused the key as
+    /// "same key, different amount"; never retried, an operator voids it. `reversing`: a
+    /// refund is taking granted credits back. `voided`: will never be (or no longer is)
+    /// granted, with a reason.
     RewardStatus {
         Pending => "pending",
+        Held => "held",
         Granted => "granted",
         Capped => "capped",
         Failed => "failed",
+        Conflict => "conflict",
+        Reversing => "reversing",
         Voided => "voided",
     }
 );
@@ -133,6 +142,19 @@ string_enum!(
         Qualified => "qualified",
         Approved => "approved",
         Rejected => "rejected",
+        Refunded => "refunded",
+        Reversed => "reversed",
+        RewardVoided => "reward_voided",
+    }
+);
+
+string_enum!(
+    /// The period a campaign's cap counts over: the current UTC calendar day, ISO week
+    /// (from Monday) or month.
+    CapPeriod {
+        Day => "day",
+        Week => "week",
+        Month => "month",
     }
 );
 

@@ -1,4 +1,4 @@
-//! Guarded status changes of an attribution (qualify, approve, reject).
+//! Guarded status changes of an attribution (qualify, approve, reject, refund).
 //!
 //! The split of duties: the core owns the lifecycle rules and hands them in as a closure;
 //! the store owns the atomicity. Inside one transaction the store locks the row
@@ -19,6 +19,11 @@ pub struct Current {
     pub status: AttributionStatus,
     /// A qualification was already recorded.
     pub qualified: bool,
+    /// A refund was already recorded.
+    pub refunded: bool,
+    /// It has a reward whose campaign reverses rewards on refund (the policy is kept
+    /// with each reward when it is created).
+    pub reversible: bool,
 }
 
 /// What the rule decided to do with the row.
@@ -32,6 +37,29 @@ pub struct Change {
     pub record_qualification: bool,
     /// Create both rewards in the same transaction.
     pub create_rewards: bool,
+    /// Record the request's refund (event, time).
+    pub record_refund: bool,
+    /// Forget the recorded qualification (a refund before any reward: the referral
+    /// waits for a new qualifying event).
+    pub clear_qualification: bool,
+    /// Void the rewards not yet granted and start reversing the granted ones.
+    pub reverse_rewards: bool,
+}
+
+impl Change {
+    /// A change to `next`, recorded as `action`, that does nothing else.
+    pub fn to(next: AttributionStatus, action: AuditAction) -> Self {
+        Self {
+            next,
+            action,
+            decision: None,
+            record_qualification: false,
+            create_rewards: false,
+            record_refund: false,
+            clear_qualification: false,
+            reverse_rewards: false,
+        }
+    }
 }
 
 /// The event that asks for a change, with what it records besides the status.
@@ -42,6 +70,8 @@ pub struct StatusChange<'a> {
     pub note: Option<&'a str>,
     /// The qualifying event and amount, written when the change says so.
     pub qualification: Option<(&'a str, Option<i64>)>,
+    /// The refund event, written when the change says so.
+    pub refund: Option<&'a str>,
     /// Needed only when the change creates rewards.
     pub plan: Option<&'a RewardPlan<'a>>,
     pub now: i64,
@@ -75,19 +105,24 @@ impl Store {
     {
         let mut tx = self.begin_write().await?;
         let sql = format!(
-            "SELECT status, qualified_at FROM attributions WHERE id = $1{}",
+            "SELECT status, qualified_at, refunded_at,
+               (SELECT COUNT(*) FROM rewards r WHERE r.attribution_id = a.id AND r.reverse_on_refund = 1)
+             FROM attributions a WHERE id = $1{}",
             self.dialect.lock_clause()
         );
-        let found: Option<(AttributionStatus, Option<i64>)> = sqlx::query_as(dynamic(sql))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some((status, qualified_at)) = found else {
+        let found: Option<(AttributionStatus, Option<i64>, Option<i64>, i64)> =
+            sqlx::query_as(dynamic(sql))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((status, qualified_at, refunded_at, reversible)) = found else {
             return Ok(Applied::NotFound);
         };
         let change = match rule(Current {
             status,
             qualified: qualified_at.is_some(),
+            refunded: refunded_at.is_some(),
+            reversible: reversible > 0,
         }) {
             Ok(change) => change,
             Err(refusal) => return Ok(Applied::Refused(refusal)),
@@ -118,6 +153,26 @@ impl Store {
         .bind(qualification.2)
         .execute(&mut *tx)
         .await?;
+        if change.record_refund || change.clear_qualification {
+            let refund = change.record_refund.then_some(req.refund).flatten();
+            sqlx::query(
+                "UPDATE attributions SET refunded_at = CASE WHEN $2 IS NULL THEN refunded_at ELSE $3 END,
+                   refund_event = COALESCE($2, refund_event),
+                   qualified_at = CASE WHEN $4 = 1 THEN NULL ELSE qualified_at END,
+                   qualification_event = CASE WHEN $4 = 1 THEN NULL ELSE qualification_event END,
+                   qualification_amount = CASE WHEN $4 = 1 THEN NULL ELSE qualification_amount END
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(refund)
+            .bind(req.now)
+            .bind(i64::from(change.clear_qualification))
+            .execute(&mut *tx)
+            .await?;
+        }
+        if change.reverse_rewards {
+            reverse_rewards(&mut tx, id, req.refund.unwrap_or("refund"), req.now).await?;
+        }
         audit(
             &mut tx,
             id,
@@ -141,4 +196,34 @@ impl Store {
             change,
         })
     }
+}
+
+/// A refund's effect on the rewards: those not yet granted (or in conflict) become
+/// `voided` with the reason; granted ones become `reversing` under their reversal key,
+/// for the core to send. A grant in flight at this moment is voided here and turned into
+/// a reversal when its answer arrives (see `mark_granted`). Capped rewards stay capped.
+async fn reverse_rewards(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+    reason: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE rewards SET status = 'voided', void_reason = $2, voided_at = $3, claimed_until = NULL
+         WHERE attribution_id = $1 AND status IN ('pending', 'held', 'failed', 'conflict')",
+    )
+    .bind(id)
+    .bind(reason)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE rewards SET status = 'reversing', void_reason = $2, reversal_key = grant_key || ':reversal', claimed_until = NULL
+         WHERE attribution_id = $1 AND status = 'granted'",
+    )
+    .bind(id)
+    .bind(reason)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }

@@ -220,7 +220,7 @@ pub fn click(code: &ReferralCode, ip: &str) -> ClickRequest {
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use referral_mcp::core::sink::{Grant, GrantOutcome, SinkError};
+use referral_mcp::core::sink::{Grant, GrantOutcome, Reversal, ReversalOutcome, SinkError};
 
 /// A sink in front of the ledger that can be switched off, or made to "crash" after the
 /// grant reached the ledger (the answer is lost).
@@ -228,6 +228,9 @@ pub struct FlakySink {
     pub inner: LedgerSink,
     pub down: AtomicBool,
     pub crash_after_grant: AtomicBool,
+    /// After a reversal reached the ledger, never answer: the caller is stuck where a
+    /// killed process would have died, between the sink's answer and the status change.
+    pub hang_after_reverse: AtomicBool,
     pub calls: AtomicUsize,
 }
 
@@ -237,6 +240,7 @@ impl FlakySink {
             inner: LedgerSink::new(store.clone(), clock.clone()),
             down: AtomicBool::new(false),
             crash_after_grant: AtomicBool::new(false),
+            hang_after_reverse: AtomicBool::new(false),
             calls: AtomicUsize::new(0),
         })
     }
@@ -254,6 +258,18 @@ impl CreditSink for FlakySink {
             return Err(SinkError::Unavailable(
                 "connection reset after grant (test)".into(),
             ));
+        }
+        Ok(out)
+    }
+
+    async fn reverse(&self, r: &Reversal) -> Result<ReversalOutcome, SinkError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(SinkError::Unavailable("billing is down (test)".into()));
+        }
+        let out = self.inner.reverse(r).await?;
+        if self.hang_after_reverse.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
         }
         Ok(out)
     }

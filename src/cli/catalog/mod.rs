@@ -26,7 +26,7 @@ use crate::api::endpoints::endpoint;
 use crate::config::{App, Config};
 use crate::core::access::{Access, Operation};
 use crate::core::clock::Clock;
-use crate::core::types::{AccountId, AttributionStatus};
+use crate::core::types::{AccountId, AttributionStatus, RewardStatus};
 use crate::core::{ListQuery, Referrals};
 use crate::mcp::{ReferralServer, TOOL_NAMES};
 
@@ -66,7 +66,14 @@ impl Site {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let stop = CancellationToken::new();
-        let r = router(app.clone(), HttpOptions::default(), stop.clone());
+        // Every toolset, so each tool's example runs.
+        let all = crate::mcp::ToolFilter::new(false, &["all".into()], &[], &[])
+            .map_err(anyhow::Error::msg)?;
+        let opts = HttpOptions {
+            filter: all,
+            ..HttpOptions::default()
+        };
+        let r = router(app.clone(), opts, stop.clone());
         let s = stop.clone();
         tokio::spawn(async move {
             let _ = axum::serve(
@@ -108,6 +115,22 @@ async fn examples(core: &Referrals) -> Result<Vec<(Operation, Value)>> {
         .summary_for(&AccountId::parse("account", USER)?)
         .await?
         .referral_code;
+    // A reward waiting for its holding period (recover's example leaves it alone).
+    let waiting = core
+        .query_referrals(ListQuery {
+            reward_status: Some(RewardStatus::Held),
+            ..Default::default()
+        })
+        .await?
+        .referrals;
+    let Some((void_id, void_side)) = waiting.first().and_then(|r| {
+        r.rewards
+            .iter()
+            .find(|w| w.status == RewardStatus::Held)
+            .map(|w| (r.id, w.side))
+    }) else {
+        bail!("the demo data has no reward held for its holding period");
+    };
     Ok(vec![
         (
             Operation::ListReferrals,
@@ -135,6 +158,36 @@ async fn examples(core: &Referrals) -> Result<Vec<(Operation, Value)>> {
         ),
         (Operation::MySummary, json!({})),
         (Operation::MyEvents, json!({"limit": 2})),
+        (
+            Operation::VoidReward,
+            json!({"id": void_id, "side": void_side, "reason": "duplicate of an earlier customer account"}),
+        ),
+        (Operation::ListCampaigns, json!({})),
+        (Operation::GetCampaign, json!({"id": "spring"})),
+        (
+            Operation::CreateCampaign,
+            json!({
+                "id": "autumn", "name": "Autumn partners", "referrer_credits": 300,
+                "referred_credits": 150, "cap_credits": 1500, "cap_period": "month",
+                "starts_at": "2026-11-01", "ends_at": "2026-12-01", "holding_days": 30,
+            }),
+        ),
+        (
+            Operation::UpdateCampaign,
+            json!({"id": "autumn", "referred_credits": 200, "clear": ["ends_at"]}),
+        ),
+        (
+            Operation::IngestSignup,
+            json!({"account": "acct_newbie", "email": "newbie@example.org", "ip": "203.0.113.77", "code": code}),
+        ),
+        (
+            Operation::IngestQualification,
+            json!({"account": "acct_newbie", "event": "first_payment", "amount": 1900}),
+        ),
+        (
+            Operation::IngestRefund,
+            json!({"account": "acct_newbie", "event": "refund", "amount": 1900}),
+        ),
     ])
 }
 
