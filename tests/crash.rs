@@ -1,6 +1,6 @@
 //! `kill -9` under mixed load: the real `serve` binary is killed at a random moment while
-//! clients capture clicks, make metered REST and MCP calls, approve held referrals and run
-//! recover; it is restarted on the same database, recover runs until nothing is pending,
+//! clients capture clicks, make metered REST and MCP calls, approve held referrals, send
+//! refunds (some twice) and run recover; it is restarted on the same database, recover runs until nothing is pending,
 //! and then every acknowledged write must be there and every grant key must be in the
 //! ledger exactly once.
 //!
@@ -11,9 +11,12 @@
 //!   flight at the kill may stand charged (and may even have succeeded): per operation,
 //!   the calls answered `200` are at most the charges that stand, and those are at most
 //!   the `200`s plus the calls that never got an answer;
+//! - an acknowledged refund left its referral `reversed`;
 //! - no idempotency key is in the ledger twice; every granted reward's key is there
 //!   exactly once, with the reward's account and credits, and nothing else is a grant;
-//!   capped rewards were never paid; every balance equals the sum of its ledger rows;
+//!   capped rewards were never paid; a voided reward was either never paid, or paid and
+//!   taken back once under its reversal key (what the balance covered); every balance
+//!   equals the sum of its ledger rows;
 //! - after recovery nothing is pending and no referral is left `qualified` (a referral
 //!   is `rewarded` once none of its rewards is pending or failed).
 //!
@@ -52,11 +55,12 @@ const HELD_PER_ROUND: usize = 12;
 /// The account the load is charged to; the checker's own calls go to another one.
 const LOAD_ACCOUNT: &str = "crash_load";
 const CHECK_ACCOUNT: &str = "crash_check";
-const METERED: [&str; 4] = [
+const METERED: [&str; 5] = [
     "list_referrals",
     "get_referral",
     "approve_referral",
     "recover_referral_grants",
+    "ingest_refund",
 ];
 
 /// Billing that is down: seeded qualifications leave their rewards `failed`.
@@ -251,6 +255,8 @@ struct Record {
     tallies: BTreeMap<&'static str, Tally>,
     clicks: Vec<String>,
     approvals: Vec<i64>,
+    /// Referred accounts whose refund was acknowledged.
+    refunds: Vec<String>,
     /// Anything that must not happen while the server is alive.
     unexpected: Vec<String>,
 }
@@ -262,6 +268,8 @@ struct Load {
     codes: Vec<String>,
     referral_ids: Vec<i64>,
     held: Mutex<Vec<i64>>,
+    /// Referred accounts of qualified referrals, to refund.
+    refundable: Mutex<Vec<String>>,
     /// Set just before the SIGKILL: errors seen after it are the crash's.
     killed: AtomicBool,
     stop: AtomicBool,
@@ -490,6 +498,45 @@ impl Load {
         alive
     }
 
+    async fn refund(&self, rng: &mut StdRng) -> bool {
+        // Now and then the same refund again: answered, and changes nothing.
+        let again = rng.random_bool(0.15);
+        let who = if again {
+            self.record.lock().unwrap().refunds.last().cloned()
+        } else {
+            self.refundable.lock().unwrap().pop()
+        };
+        let Some(who) = who else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            return true;
+        };
+        let out = self
+            .rest(
+                reqwest::Method::POST,
+                "/ingest/refunds",
+                Some(json!({"account": who, "event": "chargeback"})),
+            )
+            .await;
+        let alive = self.book("ingest_refund", "refund", &out);
+        match out {
+            Outcome::Ok(v) => {
+                let mut r = self.record.lock().unwrap();
+                if v["referral"]["status"] != "reversed" {
+                    r.unexpected.push(format!("refund of {who} answered {v}"));
+                }
+                r.refunds.push(who);
+            }
+            Outcome::Refused(s, b) => self
+                .record
+                .lock()
+                .unwrap()
+                .unexpected
+                .push(format!("refund of {who} refused: {s} {b}")),
+            _ => {}
+        }
+        alive
+    }
+
     async fn recover(&self, rng: &mut StdRng) -> bool {
         let limit = rng.random_range(1..=6);
         let out = self
@@ -525,6 +572,7 @@ enum Worker {
     RestReads,
     McpReads,
     Approvals,
+    Refunds,
     Recover,
 }
 
@@ -544,6 +592,7 @@ async fn run_worker(load: Arc<Load>, kind: Worker, seed: u64) {
                 };
                 load.approve(&mut rng, face).await
             }
+            Worker::Refunds => load.refund(&mut rng).await,
             Worker::Recover => load.recover(&mut rng).await,
         };
         n += 1;
@@ -599,6 +648,20 @@ async fn check_acknowledged(db: &TestDb, all: &Record) {
             )
         })
         .collect();
+    let reversed: HashSet<String> = strings(
+        db,
+        "SELECT referred_account FROM attributions WHERE status = 'reversed'",
+    )
+    .await
+    .into_iter()
+    .collect();
+    for who in &all.refunds {
+        assert!(
+            reversed.contains(who),
+            "{}: acknowledged refund of {who} lost",
+            db.label
+        );
+    }
     for id in &all.approvals {
         let (status, decision) = &decided[id];
         assert!(
@@ -685,16 +748,50 @@ async fn check_ledger(db: &TestDb, all: &Record) {
             })
             .collect();
 
-    // Rewards: granted once each, with their own amount; capped never; nothing open.
-    let rewards = sqlx::query("SELECT grant_key, account, credits, status FROM rewards")
-        .fetch_all(&mut c)
-        .await
-        .unwrap();
+    // Rewards: granted once each, with their own amount; capped never; voided either
+    // never paid, or paid and taken back once; nothing open.
+    let rewards = sqlx::query(
+        "SELECT grant_key, account, credits, status, reversal_key, reversed_credits FROM rewards",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
     let mut reward_keys = HashSet::new();
+    let mut reversal_keys = HashSet::new();
     let mut granted = 0;
     for r in &rewards {
         let (key, acct, credits, status): (String, String, i64, String) =
             (r.get(0), r.get(1), r.get(2), r.get(3));
+        let (reversal, taken): (Option<String>, Option<i64>) = (r.get(4), r.get(5));
+        if status == "voided"
+            && let Some(rk) = reversal
+        {
+            let paid = ledger
+                .get(&key)
+                .unwrap_or_else(|| panic!("{}: reversed reward {key} has no grant row", db.label));
+            assert_eq!(
+                (paid.account.as_str(), paid.delta),
+                (acct.as_str(), credits)
+            );
+            let back = ledger.get(&rk).unwrap_or_else(|| {
+                panic!("{}: reversed reward {key} has no reversal row", db.label)
+            });
+            let taken = taken.expect("a reversed reward records what came back");
+            assert!(
+                back.account == acct
+                    && back.kind == "referral_reversal"
+                    && back.delta == -taken
+                    && (0..=credits).contains(&taken),
+                "{}: reversal {rk}: {} {} {} for {credits}",
+                db.label,
+                back.account,
+                back.delta,
+                back.kind
+            );
+            reward_keys.insert(key);
+            reversal_keys.insert(rk);
+            continue;
+        }
         match status.as_str() {
             "granted" => {
                 granted += 1;
@@ -723,6 +820,13 @@ async fn check_ledger(db: &TestDb, all: &Record) {
             assert!(
                 reward_keys.contains(key),
                 "{}: a grant {key} with no reward",
+                db.label
+            );
+        }
+        if e.kind == "referral_reversal" {
+            assert!(
+                reversal_keys.contains(key),
+                "{}: a reversal {key} of no voided reward",
                 db.label
             );
         }
@@ -816,6 +920,10 @@ async fn kill_rounds(db: TestDb, seed: u64) {
         )
         .await;
         held.shuffle(&mut rng);
+        let mut refundable: Vec<String> = (0..FAILED_PER_ROUND)
+            .map(|i| format!("f{round}x{i}"))
+            .collect();
+        refundable.shuffle(&mut rng);
 
         let mut server = start_server(&db).await;
         let load = Arc::new(Load {
@@ -825,6 +933,7 @@ async fn kill_rounds(db: TestDb, seed: u64) {
             codes,
             referral_ids,
             held: Mutex::new(held),
+            refundable: Mutex::new(refundable),
             killed: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             record: Mutex::new(Record::default()),
@@ -836,6 +945,7 @@ async fn kill_rounds(db: TestDb, seed: u64) {
             Worker::McpReads,
             Worker::Approvals,
             Worker::Approvals,
+            Worker::Refunds,
             Worker::Recover,
         ];
         let tasks: Vec<_> = workers
@@ -869,6 +979,7 @@ async fn kill_rounds(db: TestDb, seed: u64) {
         );
         all.clicks.extend(round_record.clicks);
         all.approvals.extend(round_record.approvals);
+        all.refunds.extend(round_record.refunds);
         for (op, t) in &round_record.tallies {
             let a = all.tallies.entry(op).or_default();
             a.sent += t.sent;
