@@ -508,3 +508,125 @@ async fn refunds_arrive_over_rest_and_the_mcp_ingest_toolset() {
         assert_eq!(s.app.store.balance("bob").await.unwrap(), 0);
     }
 }
+
+/// A billing conflict seen and voided from the outside: REST lists it by reward status,
+/// MCP's `rewards` toolset voids it, and a granted reward cannot be voided.
+#[tokio::test]
+async fn an_operator_finds_a_conflict_and_voids_it_over_rest_and_mcp() {
+    for db in databases().await {
+        let filter = ToolFilter::new(false, &["rewards".into()], &[], &[]).unwrap();
+        let s = serve(
+            &db,
+            HttpOptions {
+                filter,
+                ..HttpOptions::default()
+            },
+        )
+        .await;
+        let core = &s.app.core;
+        core.top_up(&account("ops"), 100, "ops").await.unwrap();
+        let code = register(core, "alice", "alice@example.com", "198.51.100.1").await;
+        let id = signup_via(core, "bob", "bob@b.example", "203.0.113.2", &code)
+            .await
+            .referral
+            .unwrap()
+            .id;
+        // Billing already holds the referrer's key with another amount.
+        let ns = &core.settings().grant_namespace;
+        s.app
+            .store
+            .credit(
+                &format!("{ns}:referral:{id}:referrer"),
+                "alice",
+                999,
+                "referral_reward",
+                START,
+            )
+            .await
+            .unwrap();
+        qualify(core, "bob").await;
+        let token = s.app.auth.jwt().mint(&account("ops"), true, 600).unwrap();
+        let http = reqwest::Client::new();
+        let listed: Value = http
+            .get(format!("{}/admin/referrals?reward_status=conflict", s.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let found = &listed["referrals"][0];
+        assert_eq!(found["id"], id, "[{}] {listed}", db.label);
+        assert_eq!(found["status"], "qualified");
+        let conflict = found["rewards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["side"] == "referrer")
+            .unwrap();
+        assert_eq!(conflict["status"], "conflict");
+        assert!(
+            conflict["last_error"]
+                .as_str()
+                .unwrap()
+                .contains("different"),
+            "{conflict}"
+        );
+
+        let cfg =
+            rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+                s.url.as_str(),
+            )
+            .auth_header(token.clone());
+        let c = rmcp::ServiceExt::serve(
+            (),
+            rmcp::transport::StreamableHttpClientTransport::with_client(
+                reqwest::Client::new(),
+                cfg,
+            ),
+        )
+        .await
+        .unwrap();
+        let mut p = rmcp::model::CallToolRequestParams::new("void_reward");
+        p = p.with_arguments(
+            json!({"id": id, "side": "referrer", "reason": "billing holds 999; paid by hand"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        let r = c.call_tool(p).await.unwrap();
+        assert_ne!(r.is_error, Some(true), "{r:?}");
+        let v = r.structured_content.unwrap();
+        assert_eq!(
+            v["status"], "rewarded",
+            "[{}] voiding the conflict settles it: {v}",
+            db.label
+        );
+        c.cancel().await.unwrap();
+
+        let resp = http
+            .post(format!("{}/admin/referrals/{id}/void", s.base))
+            .bearer_auth(&token)
+            .json(&json!({"side": "referred", "reason": "oops"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 409);
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["current_status"], "granted", "{v}");
+        let d = core
+            .referral_detail(AttributionId::parse("id", id).unwrap())
+            .await
+            .unwrap();
+        let last = d.audit_trail.last().unwrap();
+        assert_eq!(
+            (last.action.as_str(), last.actor.as_str()),
+            ("reward_voided", "ops (admin)")
+        );
+        assert_eq!(
+            last.reason.as_deref(),
+            Some("billing holds 999; paid by hand")
+        );
+    }
+}
