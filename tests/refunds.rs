@@ -323,7 +323,7 @@ async fn dying_between_the_reversal_and_marking_it_reverses_exactly_once() {
     }
 }
 
-/// A grant that billing completes after a refund voided its reward is taken back.
+/// A grant that billing completes after a refund of its referral is taken back.
 struct GateSink {
     inner: referral_mcp::billing::LedgerSink,
     gate: tokio::sync::Semaphore,
@@ -369,13 +369,16 @@ async fn a_grant_landing_after_the_refund_is_taken_back_by_recover() {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        // In flight, so not voided (the grant may land): marked to be taken back.
         let out = refund(&t.core, "bob").await;
+        let rewards = out.referral.unwrap().rewards;
         assert!(
-            out.referral
-                .unwrap()
-                .rewards
+            rewards
                 .iter()
-                .all(|w| w.status == RewardStatus::Voided)
+                .all(|w| w.status == RewardStatus::Pending
+                    && w.void_reason.as_deref() == Some("refund")),
+            "[{}] {rewards:?}",
+            db.label
         );
         sink.gate.add_permits(10);
         grant.await.unwrap();
@@ -627,6 +630,74 @@ async fn an_operator_finds_a_conflict_and_voids_it_over_rest_and_mcp() {
         assert_eq!(
             last.reason.as_deref(),
             Some("billing holds 999; paid by hand")
+        );
+    }
+}
+
+/// The process granting a reward dies after billing paid it and before recording that,
+/// while a refund arrives: the reward was in flight, so the refund only marks it; once
+/// the dead process's claim lapses, recover grants it again (billing: already granted),
+/// which turns it into a reversal, and takes it back. Never paid without being reversed.
+#[tokio::test]
+async fn a_process_dying_with_a_grant_in_flight_during_a_refund_never_leaves_it_paid() {
+    for db in databases().await {
+        let l = db.label;
+        let (t, sink) = flaky_app(&db).await;
+        let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
+        signup_via(&t.core, "bob", "bob@b.example", "203.0.113.2", &code).await;
+        sink.hang_after_grant.store(true, Ordering::SeqCst);
+        let core = t.core.clone();
+        let task = tokio::spawn(async move { qualify(&core, "bob").await });
+        for _ in 0..200 {
+            if ledger_sum(&db, "alice", None).await + ledger_sum(&db, "bob", None).await > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let out = refund(&t.core, "bob").await;
+        assert_eq!(
+            out.referral.unwrap().status,
+            AttributionStatus::Reversed,
+            "[{l}]"
+        );
+        task.abort();
+        let _ = task.await;
+        let paid = ledger_sum(&db, "alice", None).await + ledger_sum(&db, "bob", None).await;
+        assert!(paid > 0, "[{l}] one grant reached billing before the death");
+
+        sink.hang_after_grant.store(false, Ordering::SeqCst);
+        t.clock.advance(60);
+        let mut runs = 0;
+        loop {
+            let r = recover(&t.core).await;
+            runs += 1;
+            if r.remaining == 0 || runs > 5 {
+                break;
+            }
+        }
+        for who in ["alice", "bob"] {
+            assert_eq!(
+                ledger_sum(&db, who, None).await,
+                0,
+                "[{l}] {who} keeps nothing"
+            );
+            assert_eq!(t.store.balance(who).await.unwrap(), 0);
+        }
+        let r = t
+            .core
+            .query_referrals(referral_mcp::core::ListQuery {
+                user: Some(account("bob")),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            r.referrals[0]
+                .rewards
+                .iter()
+                .all(|w| w.status == RewardStatus::Voided),
+            "[{l}] {:?}",
+            r.referrals[0].rewards
         );
     }
 }

@@ -409,6 +409,12 @@ impl Referrals {
                 what: "reward",
                 id: format!("{side} reward of referral {id}"),
             }),
+            Voided::InFlight => Err(Error::Conflict {
+                message: format!(
+                    "the {side} reward of referral {id} is being granted right now; try again in a few seconds"
+                ),
+                current_status: None,
+            }),
             Voided::Refused(status) => Err(Error::conflict_status(
                 format!(
                     "the {side} reward of referral {id} is {status}; only pending, held, failed or conflict rewards can be voided (a refund takes granted credits back)"

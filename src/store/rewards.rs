@@ -246,8 +246,9 @@ impl Store {
     /// and the second sees the first: without the lock each could see the other still
     /// open, and neither would settle.
     ///
-    /// A reward a refund or an operator voided while its grant was in flight reached the
-    /// account all the same: it becomes `reversing`, so the credits are taken back.
+    /// A reward a refund asked to void while its grant was in flight (it carries a
+    /// `void_reason`), or that was voided all the same, reached the account: it becomes
+    /// `reversing`, so the credits are taken back.
     pub async fn mark_granted(&self, reward_id: i64, attribution_id: i64, now: i64) -> Result<()> {
         let d = self.dialect;
         self.write_tx(move |conn| {
@@ -255,8 +256,8 @@ impl Store {
                 lock_row(&mut *conn, d, "attributions", attribution_id).await?;
                 sqlx::query(
                     "UPDATE rewards SET granted_at = $2, claimed_until = NULL, attempts = attempts + 1, last_error = NULL,
-                       reversal_key = CASE WHEN status = 'voided' THEN grant_key || ':reversal' ELSE reversal_key END,
-                       status = CASE WHEN status = 'voided' THEN 'reversing' ELSE 'granted' END
+                       reversal_key = CASE WHEN status = 'voided' OR void_reason IS NOT NULL THEN grant_key || ':reversal' ELSE reversal_key END,
+                       status = CASE WHEN status = 'voided' OR void_reason IS NOT NULL THEN 'reversing' ELSE 'granted' END
                      WHERE id = $1 AND (status IN ('pending', 'held', 'failed')
                        OR (status = 'voided' AND granted_at IS NULL AND reversal_key IS NULL))",
                 )
@@ -403,6 +404,9 @@ pub enum Voided {
     NotFound,
     /// The rule refused: the reward is in this status.
     Refused(RewardStatus),
+    /// A process is granting it right now; voiding it could leave a grant that lands
+    /// afterwards unrecorded.
+    InFlight,
 }
 
 /// An operator voids one reward.
@@ -425,18 +429,21 @@ impl Store {
     ) -> Result<Voided> {
         let mut tx = self.begin_write().await?;
         lock_row(&mut tx, self.dialect, "attributions", v.attribution_id).await?;
-        let found: Option<(i64, RewardStatus)> = sqlx::query_as(
-            "SELECT id, status FROM rewards WHERE attribution_id = $1 AND side = $2",
+        let found: Option<(i64, RewardStatus, Option<i64>)> = sqlx::query_as(
+            "SELECT id, status, claimed_until FROM rewards WHERE attribution_id = $1 AND side = $2",
         )
         .bind(v.attribution_id)
         .bind(v.side.as_str())
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((id, status)) = found else {
+        let Some((id, status, claimed_until)) = found else {
             return Ok(Voided::NotFound);
         };
         if !allowed(status) {
             return Ok(Voided::Refused(status));
+        }
+        if claimed_until.is_some_and(|until| until >= v.now) {
+            return Ok(Voided::InFlight);
         }
         sqlx::query(
             "UPDATE rewards SET status = 'voided', void_reason = $2, voided_at = $3, claimed_until = NULL WHERE id = $1",

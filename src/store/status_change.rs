@@ -200,8 +200,14 @@ impl Store {
 
 /// A refund's effect on the rewards: those not yet granted (or in conflict) become
 /// `voided` with the reason; granted ones become `reversing` under their reversal key,
-/// for the core to send. A grant in flight at this moment is voided here and turned into
-/// a reversal when its answer arrives (see `mark_granted`). Capped rewards stay capped.
+/// for the core to send. Capped rewards stay capped.
+///
+/// A reward whose grant is in flight (claimed by a live process) cannot be voided: its
+/// grant may already have reached billing, and if that process died before recording
+/// the answer, nothing would ever take the credits back. It keeps its status and gets
+/// the reason; whoever records its grant (that process, or recover after the claim
+/// lapses, which grants it again: billing answers "already granted" or grants it now)
+/// turns it into a reversal (see `mark_granted`). Never paid without being taken back.
 async fn reverse_rewards(
     conn: &mut sqlx::AnyConnection,
     id: i64,
@@ -210,7 +216,17 @@ async fn reverse_rewards(
 ) -> Result<()> {
     sqlx::query(
         "UPDATE rewards SET status = 'voided', void_reason = $2, voided_at = $3, claimed_until = NULL
-         WHERE attribution_id = $1 AND status IN ('pending', 'held', 'failed', 'conflict')",
+         WHERE attribution_id = $1 AND status IN ('pending', 'held', 'failed', 'conflict')
+           AND (claimed_until IS NULL OR claimed_until < $3)",
+    )
+    .bind(id)
+    .bind(reason)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE rewards SET void_reason = $2
+         WHERE attribution_id = $1 AND status IN ('pending', 'held', 'failed') AND claimed_until >= $3",
     )
     .bind(id)
     .bind(reason)

@@ -231,6 +231,8 @@ pub struct FlakySink {
     /// After a reversal reached the ledger, never answer: the caller is stuck where a
     /// killed process would have died, between the sink's answer and the status change.
     pub hang_after_reverse: AtomicBool,
+    /// The same after a grant reached the ledger.
+    pub hang_after_grant: AtomicBool,
     pub calls: AtomicUsize,
 }
 
@@ -241,6 +243,7 @@ impl FlakySink {
             down: AtomicBool::new(false),
             crash_after_grant: AtomicBool::new(false),
             hang_after_reverse: AtomicBool::new(false),
+            hang_after_grant: AtomicBool::new(false),
             calls: AtomicUsize::new(0),
         })
     }
@@ -254,6 +257,9 @@ impl CreditSink for FlakySink {
             return Err(SinkError::Unavailable("billing is down (test)".into()));
         }
         let out = self.inner.grant(g).await?;
+        if self.hang_after_grant.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         if self.crash_after_grant.load(Ordering::SeqCst) {
             return Err(SinkError::Unavailable(
                 "connection reset after grant (test)".into(),
