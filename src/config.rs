@@ -39,6 +39,9 @@ pub struct Config {
     /// Namespace of grant idempotency keys; when absent, generated on first run and kept
     /// in the database.
     pub grant_namespace: Option<String>,
+    /// How long a verified API key is remembered (the longest a revocation made elsewhere
+    /// takes to reach this process).
+    pub credential_cache: std::time::Duration,
 }
 
 impl Config {
@@ -57,6 +60,7 @@ impl Config {
             jwks_url: None,
             id_seed: None,
             grant_namespace: None,
+            credential_cache: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -160,7 +164,8 @@ impl App {
         };
         let core = Referrals::new(store.clone(), sink, settings, clock);
         core.ensure_default_campaign().await?;
-        let mut auth = Authenticator::new(
+        let mut auth = Authenticator::with_key_cache(
+            cfg.credential_cache,
             store.clone(),
             JwtConfig::hs256(
                 jwt_secret.into_bytes(),

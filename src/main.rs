@@ -18,9 +18,13 @@ async fn main() -> std::process::ExitCode {
         referral_mcp::cli::Command::Demo { .. } | referral_mcp::cli::Command::Catalog { .. } => {
             "error"
         }
-        // A server logs one line per request (with its request id) at info. rmcp logs
+        // A server logs refused and failed requests at info (one line each, with the
+        // request id), successful ones at debug (`--log-requests` shows them). rmcp logs
         // several lines per MCP request at info, one of them the client's whole
         // `initialize` parameters: only its warnings are kept.
+        referral_mcp::cli::Command::Serve(ref s) if s.log_requests => {
+            "info,referral_mcp=debug,rmcp=warn"
+        }
         referral_mcp::cli::Command::Serve(_) => "info,rmcp=warn",
         _ => "warn",
     };

@@ -56,6 +56,7 @@ async fn sigterm_drains_a_request_in_flight_and_logs_are_json_with_request_ids()
             "serve",
             "--demo",
             "--log-json",
+            "--log-requests",
             "--bind",
             &format!("127.0.0.1:{port}"),
         ])
@@ -140,7 +141,13 @@ async fn serve_logs_at_most_one_line_per_request_and_no_colours_into_a_file() {
     let log_path = dir.path().join("serve.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_referral-mcp"))
-        .args(["serve", "--demo", "--bind", &format!("127.0.0.1:{port}")])
+        .args([
+            "serve",
+            "--demo",
+            "--log-requests",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+        ])
         .env("DATABASE_URL", &db.url)
         .env_remove("REFERRAL_LOG")
         .stdout(Stdio::piped())
@@ -178,13 +185,64 @@ async fn serve_logs_at_most_one_line_per_request_and_no_colours_into_a_file() {
         "no ANSI escapes in a file:\n{logs}"
     );
     let added = logs.lines().count() - before;
-    assert!(
-        added <= calls.len(),
-        "{added} log lines for {} requests:\n{logs}",
-        calls.len()
+    assert_eq!(
+        added,
+        calls.len(),
+        "one log line per request with --log-requests:\n{logs}"
     );
     assert!(
         !logs.contains("secret-client-name"),
         "initialize parameters are not logged:\n{logs}"
+    );
+}
+
+/// By default a busy server logs its problems, not its traffic: successful requests
+/// write nothing, a refused one writes its line.
+#[tokio::test]
+async fn by_default_only_refused_and_failed_requests_are_logged() {
+    let db = sqlite_db().await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_referral-mcp"))
+        .args(["serve", "--demo", "--bind", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", &db.url)
+        .env_remove("REFERRAL_LOG")
+        .env_remove("REFERRAL_LOG_REQUESTS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let (key, base, http) = demo_key_when_ready(&mut child, port).await;
+    let before = std::fs::read_to_string(&log_path).unwrap().lines().count();
+    for _ in 0..5 {
+        let r = http
+            .get(format!("{base}/admin/referrals?limit=1"))
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(
+        logs.lines().count(),
+        before,
+        "successes are not logged:\n{logs}"
+    );
+    let r = http
+        .get(format!("{base}/admin/referrals?limit=0"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    let added: Vec<&str> = logs.lines().skip(before).collect();
+    assert!(
+        added.len() == 1 && added[0].contains("422") && added[0].contains("req_"),
+        "one line for the refusal, with its status and request id:\n{logs}"
     );
 }

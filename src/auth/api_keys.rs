@@ -1,5 +1,16 @@
 //! API keys: `rk_<prefix>_<secret>`. The prefix finds the row; the secret is compared as a
 //! SHA-256 hash in constant time. The secret has 192 random bits, so a fast hash is enough.
+//!
+//! Verified keys are remembered for a short time (default 5 s), so a busy client's calls
+//! do not each read the key table: the check is a hash and a map look-up. The price is
+//! the revocation delay: a key revoked elsewhere (another instance, the CLI) keeps
+//! working for at most that long on an instance that verified it just before; revoking
+//! through an instance forgets the key there at once. A key that does not verify is
+//! never remembered.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use rand::RngCore;
@@ -35,6 +46,43 @@ pub struct NewApiKey {
 #[derive(Clone)]
 pub struct ApiKeys {
     store: Store,
+    cache: std::sync::Arc<KeyCache>,
+}
+
+/// Keys verified in the last `ttl`, by the SHA-256 of the whole key.
+struct KeyCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Principal, Instant)>>,
+}
+
+/// Past this many remembered keys the cache starts over (a bound, not an LRU: that many
+/// distinct valid keys within one TTL is far beyond any deployment's clients).
+const CACHE_MAX: usize = 10_000;
+
+impl KeyCache {
+    fn get(&self, hash: &str) -> Option<Principal> {
+        let entries = self.entries.lock().ok()?;
+        let (p, at) = entries.get(hash)?;
+        (at.elapsed() < self.ttl).then(|| p.clone())
+    }
+
+    fn put(&self, hash: String, p: &Principal) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CACHE_MAX {
+                entries.clear();
+            }
+            entries.insert(hash, (p.clone(), Instant::now()));
+        }
+    }
+
+    fn forget(&self, prefix: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|_, (p, _)| !matches!(&p.via, Via::ApiKey { prefix: q } if q == prefix));
+        }
+    }
 }
 
 fn bad_key() -> Error {
@@ -43,7 +91,18 @@ fn bad_key() -> Error {
 
 impl ApiKeys {
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self::with_cache(store, Duration::from_secs(5))
+    }
+
+    /// Keys verified are remembered for `ttl` (zero: every call reads the key table).
+    pub fn with_cache(store: Store, ttl: Duration) -> Self {
+        Self {
+            store,
+            cache: std::sync::Arc::new(KeyCache {
+                ttl,
+                entries: Mutex::new(HashMap::new()),
+            }),
+        }
     }
 
     pub async fn create(
@@ -90,7 +149,9 @@ impl ApiKeys {
             .strip_prefix("rk_")
             .and_then(|r| r.split('_').next())
             .unwrap_or(prefix_or_key);
-        Ok(self.store.revoke_api_key(prefix, now).await?)
+        let revoked = self.store.revoke_api_key(prefix, now).await?;
+        self.cache.forget(prefix);
+        Ok(revoked)
     }
 
     /// The principal a key stands for. Only a key that is malformed, unknown, wrong or
@@ -105,23 +166,26 @@ impl ApiKeys {
             .map(|(p, _)| p)
             .filter(|p| p.len() == PREFIX_LEN)
             .ok_or_else(bad_key)?;
+        let hashed = hash(key);
+        if let Some(p) = self.cache.get(&hashed) {
+            return Ok(p);
+        }
         let row = self
             .store
             .api_key_by_prefix(prefix)
             .await?
             .ok_or_else(bad_key)?;
-        let matches: bool = hash(key)
-            .as_bytes()
-            .ct_eq(row.secret_hash.as_bytes())
-            .into();
+        let matches: bool = hashed.as_bytes().ct_eq(row.secret_hash.as_bytes()).into();
         if !matches || row.revoked_at.is_some() {
             return Err(bad_key());
         }
         let scopes = ScopeSet::parse(&row.scopes).map_err(Error::internal)?;
-        Ok(Principal {
+        let p = Principal {
             account: AccountId::parse("account", &row.account).map_err(Error::internal)?,
             via: Via::ApiKey { prefix: row.prefix },
             scopes,
-        })
+        };
+        self.cache.put(hashed, &p);
+        Ok(p)
     }
 }

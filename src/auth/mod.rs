@@ -50,6 +50,15 @@ impl Authenticator {
         }
     }
 
+    /// With verified API keys remembered for `ttl` (see [`ApiKeys`]).
+    pub fn with_key_cache(ttl: std::time::Duration, store: Store, jwt: JwtConfig) -> Self {
+        Self {
+            keys: ApiKeys::with_cache(store, ttl),
+            jwt,
+            jwks: None,
+        }
+    }
+
     /// Also accept RS256 tokens signed by a key of this set.
     pub fn with_jwks(mut self, jwks: Jwks) -> Self {
         self.jwks = Some(std::sync::Arc::new(jwks));

@@ -85,6 +85,16 @@ pub struct GlobalArgs {
     /// Accept RS256 JWTs signed by a key from this JWKS URL (beside HS256).
     #[arg(long, env = "REFERRAL_JWKS_URL", global = true)]
     pub jwks_url: Option<String>,
+    /// Seconds a verified API key is remembered: the longest a key revoked elsewhere
+    /// keeps working on a running server (0: check the key table on every call).
+    #[arg(
+        long,
+        env = "REFERRAL_CREDENTIAL_CACHE_SECS",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u64).range(0..=3600),
+        global = true
+    )]
+    pub credential_cache_secs: u64,
     /// Log as JSON lines (one object per line, with the request id) instead of text.
     #[arg(long, env = "REFERRAL_LOG_JSON", global = true)]
     pub log_json: bool,
@@ -109,6 +119,7 @@ impl GlobalArgs {
             jwks_url: self.jwks_url.clone(),
             id_seed: None,
             grant_namespace: self.grant_namespace.clone(),
+            credential_cache: std::time::Duration::from_secs(self.credential_cache_secs),
         })
     }
 }

@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// `recover` from a scheduler). Safe on every instance at once.
     #[arg(long, env = "REFERRAL_RECOVER_EVERY", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub recover_every: u64,
+    /// Log every request (one line each, with its request id and status); by default
+    /// only refused and failed ones are logged.
+    #[arg(long, env = "REFERRAL_LOG_REQUESTS")]
+    pub log_requests: bool,
     #[command(flatten)]
     pub tools: ToolArgs,
     #[command(flatten)]

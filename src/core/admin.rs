@@ -192,11 +192,13 @@ impl Referrals {
     }
 
     pub async fn referral_detail(&self, id: AttributionId) -> Result<ReferralDetail> {
-        let referral = self.referral_with_rewards(id.get()).await?;
-        let reasons = self.store.reasons(id.get()).await?;
-        let audit = self.store.audit_trail(id.get()).await?;
+        let (row, rewards, reasons, audit) = self
+            .store
+            .attribution_detail(id.get())
+            .await?
+            .ok_or_else(|| not_found(id))?;
         Ok(ReferralDetail {
-            referral,
+            referral: referral_view(&row, &rewards),
             review_reasons: reasons.iter().map(reason_view).collect(),
             audit_trail: audit.iter().map(audit_view).collect(),
         })

@@ -16,7 +16,7 @@ use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::TraceLayer;
 
 pub mod error;
 pub mod openapi;
@@ -95,13 +95,27 @@ pub fn router(app: App, opts: RestOptions, mcp: Router) -> Router {
                                 .unwrap_or("-");
                             tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
                         })
-                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                        .on_response(log_response)
                         // The response line already says 5xx; an expected 503 during an
                         // outage is not worth a second line at ERROR.
                         .on_failure(()),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
+}
+
+/// One line per answered request: at `info` for refusals and failures (4xx, 5xx), at
+/// `debug` for successes, so a busy server's default log is its problems, not its
+/// traffic (writing a line per call cost measurable throughput). `--log-requests` (or
+/// `REFERRAL_LOG=…,referral_mcp=debug`) shows every request.
+fn log_response(res: &axum::response::Response, latency: std::time::Duration, _: &tracing::Span) {
+    let status = res.status().as_u16();
+    let ms = latency.as_secs_f64() * 1000.0;
+    if status >= 400 {
+        tracing::info!(status, latency_ms = ms, "finished processing request");
+    } else {
+        tracing::debug!(status, latency_ms = ms, "finished processing request");
+    }
 }
 
 /// Request ids are random (`req_…`); a caller's own `x-request-id` is kept.

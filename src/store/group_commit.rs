@@ -146,30 +146,36 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
         }
         let mut delivers = Vec::with_capacity(group.len());
         let mut broken = None;
+        // Closing one piece's savepoint and opening the next is one round trip to the
+        // connection's worker thread, not two: each costs as much as a small statement.
+        let mut open = exec(&mut conn, "SAVEPOINT piece").await;
         for job in group {
+            if let Err(e) = open {
+                // The transaction is unusable: this job and the rest are dropped unrun,
+                // and their writers read the dropped answer channel as a failure.
+                broken = Some(e);
+                drop(job);
+                open = Ok(());
+                continue;
+            }
             if broken.is_some() {
-                // The transaction is unusable: the job is dropped unrun, and its writer
-                // reads the dropped answer channel as a failure.
                 drop(job);
                 continue;
             }
-            if let Err(e) = exec(&mut conn, "SAVEPOINT piece").await {
-                broken = Some(e);
-                continue;
-            }
             let (ok, deliver) = job(&mut conn).await;
-            let end = if ok {
-                exec(&mut conn, "RELEASE piece").await
-            } else {
-                match exec(&mut conn, "ROLLBACK TO piece").await {
-                    Ok(()) => exec(&mut conn, "RELEASE piece").await,
-                    Err(e) => Err(e),
-                }
-            };
-            if let Err(e) = end {
-                broken = Some(e);
-            }
+            open = exec(
+                &mut conn,
+                if ok {
+                    "RELEASE piece; SAVEPOINT piece"
+                } else {
+                    "ROLLBACK TO piece; RELEASE piece; SAVEPOINT piece"
+                },
+            )
+            .await;
             delivers.push(deliver);
+        }
+        if let Err(e) = open {
+            broken.get_or_insert(e);
         }
         let outcome = match broken {
             Some(e) => {

@@ -5,9 +5,9 @@ use sqlx::AnyConnection;
 use sqlx::{FromRow, Row};
 
 use super::accounts::{AccountRow, NewAccount, upsert_account};
-use super::rewards::{NOT_YET_GRANTED, UNSETTLED};
+use super::rewards::{NOT_YET_GRANTED, RewardRow, UNSETTLED};
 use super::status::{AttributionStatus, AuditAction, ReviewDecision, ReviewReason, RewardStatus};
-use super::{Result, Store, dynamic};
+use super::{Result, Store, StoreError, dynamic};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct AttributionRow {
@@ -29,13 +29,13 @@ pub struct AttributionRow {
     pub referred_email: Option<String>,
 }
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 pub struct ReasonRow {
     pub reason: ReviewReason,
     pub detail: String,
 }
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 pub struct AuditRow {
     pub actor: String,
     pub action: AuditAction,
@@ -74,6 +74,13 @@ const SELECT_ATTRIBUTION: &str = "SELECT a.id, a.referrer_account, a.referred_ac
     a.qualified_at, a.qualification_event, a.qualification_amount, a.created_at, a.updated_at, a.refunded_at,
     rr.email AS referrer_email, rd.email AS referred_email
     FROM attributions a
+    LEFT JOIN accounts rr ON rr.id = a.referrer_account
+    LEFT JOIN accounts rd ON rd.id = a.referred_account";
+/// [`SELECT_ATTRIBUTION`] in two halves, for a select list with more columns.
+const SELECT_ATTRIBUTION_COLS: &str = "SELECT a.id, a.referrer_account, a.referred_account, a.code, a.campaign, a.click_id, a.status, a.review_decision,
+    a.qualified_at, a.qualification_event, a.qualification_amount, a.created_at, a.updated_at, a.refunded_at,
+    rr.email AS referrer_email, rd.email AS referred_email";
+const SELECT_ATTRIBUTION_FROM: &str = "FROM attributions a
     LEFT JOIN accounts rr ON rr.id = a.referrer_account
     LEFT JOIN accounts rd ON rd.id = a.referred_account";
 
@@ -176,6 +183,62 @@ impl Store {
         };
         tx.commit().await?;
         Ok((row, attributed))
+    }
+
+    /// An attribution with its rewards, review reasons and audit trail, in one statement:
+    /// the three lists come back as JSON arrays built by the database (`json_group_array`
+    /// on SQLite, `json_agg` on PostgreSQL), so `get_referral` is one round trip.
+    pub async fn attribution_detail(
+        &self,
+        id: i64,
+    ) -> Result<
+        Option<(
+            AttributionRow,
+            Vec<RewardRow>,
+            Vec<ReasonRow>,
+            Vec<AuditRow>,
+        )>,
+    > {
+        let (list, obj, order) = match self.dialect {
+            super::Dialect::Sqlite => ("json_group_array", "json_object", ""),
+            super::Dialect::Postgres => ("json_agg", "json_build_object", "::text"),
+        };
+        let agg = |fields: &str, table: &str, order_by: &str| {
+            let pairs: Vec<String> = fields
+                .split(", ")
+                .map(|f| format!("'{f}', x.{f}"))
+                .collect();
+            format!(
+                "(SELECT COALESCE({list}({obj}({}) ORDER BY x.{order_by}){order}, '[]') FROM {table} x WHERE x.attribution_id = a.id)",
+                pairs.join(", ")
+            )
+        };
+        let sql = format!(
+            "{}, {} AS rewards_json, {} AS reasons_json, {} AS audit_json {} WHERE a.id = $1",
+            SELECT_ATTRIBUTION_COLS,
+            agg(super::rewards::REWARD_COLS, "rewards", "side DESC"),
+            agg("reason, detail", "review_reasons", "reason"),
+            agg("actor, action, reason, note, at", "audit_events", "id"),
+            SELECT_ATTRIBUTION_FROM,
+        );
+        let Some(row) = sqlx::query(dynamic(sql))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let json = |col: &str| -> Result<String> { Ok(row.try_get::<String, _>(col)?) };
+        let parse = |col: &str, text: String| StoreError::Corrupt(format!("{col}: {text}"));
+        let rewards = json("rewards_json")?;
+        let reasons = json("reasons_json")?;
+        let audit = json("audit_json")?;
+        Ok(Some((
+            AttributionRow::from_row(&row)?,
+            serde_json::from_str(&rewards).map_err(|e| parse("rewards", e.to_string()))?,
+            serde_json::from_str(&reasons).map_err(|e| parse("review reasons", e.to_string()))?,
+            serde_json::from_str(&audit).map_err(|e| parse("audit trail", e.to_string()))?,
+        )))
     }
 
     pub async fn attribution(&self, id: i64) -> Result<Option<AttributionRow>> {

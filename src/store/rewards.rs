@@ -7,7 +7,7 @@ use sqlx::FromRow;
 use super::status::{RewardStatus, Side};
 use super::{Dialect, Result, Store, dynamic, in_list, lock_row};
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 pub struct RewardRow {
     pub id: i64,
     pub attribution_id: i64,
@@ -65,8 +65,8 @@ pub struct RewardPlan<'a> {
     pub now: i64,
 }
 
-const REWARD_COLS: &str = "id, attribution_id, side, account, credits, status, grant_key, attempts, last_error, created_at, granted_at,
-    grant_after, void_reason, voided_at, reversed_credits";
+/// Comma-and-space separated: also the names of the JSON objects a detail read builds.
+pub(super) const REWARD_COLS: &str = "id, attribution_id, side, account, credits, status, grant_key, attempts, last_error, created_at, granted_at, grant_after, void_reason, voided_at, reversed_credits";
 const CLAIMED_COLS: &str =
     "id, attribution_id, side, account, credits, grant_key, status, reversal_key";
 
