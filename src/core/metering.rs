@@ -37,19 +37,28 @@ impl Referrals {
         let account = p.account.as_str();
         let id = super::types::random_id("");
         let now = self.clock.now();
-        let charged = self
-            .store
-            .debit(&format!("usage:{id}"), account, cost, op.name(), now)
-            .await?;
-        if charged.is_none() {
+        let key = format!("usage:{id}");
+        let debit = self.store.debit(&key, account, cost, op.name(), now);
+        let refused = || async {
             let balance = self.store.balance(account).await?;
-            return Err(Error::InsufficientCredits {
+            Err(Error::InsufficientCredits {
                 account: account.to_owned(),
                 cost,
                 balance,
-            });
-        }
-        let out = body.await;
+            })
+        };
+        let out = if op.is_read_only() {
+            let (charged, out) = tokio::join!(debit, body);
+            if charged?.is_none() {
+                return refused().await;
+            }
+            out
+        } else {
+            if debit.await?.is_none() {
+                return refused().await;
+            }
+            body.await
+        };
         if out.is_err() {
             // Give the credit back under a key derived from the charge: once, even if
             // this line were retried.

@@ -179,6 +179,18 @@ impl Store {
             .await?;
             return Ok(done.map(drop));
         }
+        if let Some(batcher) = &self.debits {
+            let charged = batcher
+                .debit(super::debits::Debit {
+                    key: key.to_owned(),
+                    account: account.to_owned(),
+                    cost,
+                    kind: kind.to_owned(),
+                    at: now,
+                })
+                .await?;
+            return Ok(charged.then_some(()));
+        }
         let (key, account, kind) = (key.to_owned(), account.to_owned(), kind.to_owned());
         self.write_tx(move |conn| {
             Box::pin(async move {

@@ -11,6 +11,7 @@
 mod accounts;
 mod campaigns;
 mod clicks;
+mod debits;
 mod group_commit;
 mod keys;
 pub mod ledger;
@@ -113,6 +114,8 @@ pub struct Store {
     dialect: Dialect,
     /// SQLite only: batches concurrent small writes into one transaction.
     group: Option<group_commit::GroupCommit>,
+    /// SQLite only: runs concurrent metering debits as one query (see [`debits`]).
+    debits: Option<debits::DebitBatcher>,
 }
 
 impl Store {
@@ -121,8 +124,10 @@ impl Store {
         sqlx::any::install_default_drivers();
         if url.starts_with("sqlite:") {
             let (write, read) = sqlite::connect(url).await?;
+            let group = group_commit::GroupCommit::start(write.clone());
             Ok(Self {
-                group: Some(group_commit::GroupCommit::start(write.clone())),
+                debits: Some(debits::DebitBatcher::start(write.clone())),
+                group: Some(group),
                 write,
                 read,
                 dialect: Dialect::Sqlite,
@@ -134,6 +139,7 @@ impl Store {
                 read: pool,
                 dialect: Dialect::Postgres,
                 group: None,
+                debits: None,
             })
         } else {
             Err(StoreError::UnsupportedUrl)
