@@ -46,7 +46,7 @@ seed() {
 serve() {
   local name=$1 url=$2 port=$3; shift 3
   DATABASE_URL=$url REFERRAL_LOG=warn "$BIN" serve --bind "127.0.0.1:$port" --recover-every 0 \
-    --public-rate-limit 1000000000 "$@" > "$WORK/$name.log" 2>&1 &
+    --public-rate-limit 1000000 --trusted-proxies 127.0.0.1 "$@" > "$WORK/$name.log" 2>&1 &
   SERVED_PID=$!
   PIDS+=("$SERVED_PID")
   for _ in $(seq 1 100); do
@@ -104,7 +104,10 @@ local n = 0
 request = function()
   n = n + 1
   local body = string.format('{"code":"%s","landing_url":"https://app.example/r/x?utm_source=bench%d","user_agent":"Mozilla/5.0 Firefox/130.0"}', codes[(n % #codes) + 1], n % 50)
-  return wrk.format(nil, nil, nil, body)
+  -- Visitors from many addresses, as behind a proxy (--trusted-proxies 127.0.0.1): the
+  -- rate limiter counts each address, as in production.
+  local headers = { ["X-Forwarded-For"] = string.format("10.%d.%d.%d", (n // 65536) % 256, (n // 256) % 256, n % 256) }
+  return wrk.format(nil, nil, headers, body)
 end
 EOF
 declare -A REST CLICK
@@ -121,12 +124,11 @@ done
 # ---- recover of 10,000 rewards, stdio start ---------------------------------------------
 
 RECOVER_S=$(cargo run --release --quiet --example recover_10k 2>"$WORK/recover.log" | tail -1)
-STDIO_MS=$(python3 - "$BIN" "$SQLITE_URL" <<'EOF'
+STDIO_MS=$(python3 - "$BIN" "$SQLITE_URL" "$SQLITE_KEY" <<'EOF'
 import json, os, subprocess, sys, time
 best = None
 for _ in range(5):
-    env = dict(os.environ, DATABASE_URL=sys.argv[2], REFERRAL_LOG="warn")
-    env.pop("REFERRAL_API_KEY", None)
+    env = dict(os.environ, DATABASE_URL=sys.argv[2], REFERRAL_LOG="warn", REFERRAL_API_KEY=sys.argv[3])
     t = time.perf_counter()
     p = subprocess.Popen([sys.argv[1], "stdio"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     p.stdin.write(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}}).encode() + b"\n")

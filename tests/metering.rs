@@ -177,3 +177,43 @@ async fn top_ups_out_of_bounds_are_refused_and_change_nothing() {
         assert_eq!(t.core.balance(&ops).await.unwrap(), 1_000_000_000_000);
     }
 }
+
+/// Concurrent debits are charged in batches (one statement or query per batch): within a
+/// batch, each account gets exactly what its own balance covers, whatever else is in it.
+#[tokio::test]
+async fn batched_debits_of_several_accounts_each_stop_at_their_own_balance() {
+    for db in databases().await {
+        let t = app(&db).await;
+        t.core.top_up(&account("seven"), 7, "t7").await.unwrap();
+        t.core.top_up(&account("three"), 3, "t3").await.unwrap();
+        let calls = (0..40).map(|i| {
+            let store = t.store.clone();
+            let who = if i % 2 == 0 { "seven" } else { "three" };
+            async move {
+                store
+                    .debit(&format!("usage:batch{i}"), who, 1, "get_referral", START)
+                    .await
+                    .unwrap()
+                    .is_some()
+            }
+        });
+        let charged: Vec<bool> = futures::future::join_all(calls).await;
+        let per = |parity: usize| {
+            charged
+                .iter()
+                .enumerate()
+                .filter(|(i, c)| i % 2 == parity && **c)
+                .count()
+        };
+        assert_eq!((per(0), per(1)), (7, 3), "[{}]", db.label);
+        for who in ["seven", "three"] {
+            assert_eq!(
+                t.store.balance(who).await.unwrap(),
+                0,
+                "[{}] {who}",
+                db.label
+            );
+            assert_eq!(ledger_sum(&db, who, None).await, 0, "[{}] {who}", db.label);
+        }
+    }
+}

@@ -1,4 +1,4 @@
-//! Metering debits on SQLite, many per statement round trip.
+//! Metering debits, many per transaction.
 //!
 //! Every metered call writes a debit. Through the group commit each debit was a savepoint
 //! and two statements on the single writer connection, and every statement is a round
@@ -11,13 +11,19 @@
 //! statements are the same conditional UPDATE and ledger INSERT as a lone debit, so
 //! nothing can overdraw, and every caller is answered after the COMMIT (on disk). While
 //! a batch commits the next gathers, so the busier the server, the more each carries.
+//!
+//! On PostgreSQL the limit is different: every debit of an account updates that
+//! account's balance row, so concurrent debits of one busy account wait for each other's
+//! row lock until each commits (a disk flush): measured 2.7k debits/s for one account.
+//! There a batch is one statement (see [`batch_sql_pg`]): the lock is taken once per
+//! batch and the batch shares one commit.
 
 use tokio::sync::{mpsc, oneshot};
 
 use sqlx::AnyPool;
 
 use super::group_commit::CommitFailure;
-use super::{Result, StoreError, dynamic};
+use super::{Dialect, Result, StoreError, dynamic};
 
 /// One debit: `cost` from `account` under `key`, if the balance covers it.
 pub(crate) struct Debit {
@@ -51,9 +57,9 @@ fn closed() -> StoreError {
 impl DebitBatcher {
     /// `write` is SQLite's single-writer pool (shared with the group commit: each takes
     /// the connection for one transaction at a time).
-    pub(crate) fn start(write: AnyPool) -> Self {
+    pub(crate) fn start(write: AnyPool, dialect: Dialect) -> Self {
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(write, rx));
+        tokio::spawn(run(write, dialect, rx));
         Self { queue }
     }
 
@@ -66,7 +72,7 @@ impl DebitBatcher {
     }
 }
 
-async fn run(write: AnyPool, mut rx: mpsc::Receiver<(Debit, Answer)>) {
+async fn run(write: AnyPool, dialect: Dialect, mut rx: mpsc::Receiver<(Debit, Answer)>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -79,7 +85,11 @@ async fn run(write: AnyPool, mut rx: mpsc::Receiver<(Debit, Answer)>) {
         let keys: Vec<String> = debits.iter().map(|d| d.key.clone()).collect();
         // One batch at a time: the debits that arrive while this one commits are the
         // next batch.
-        match charge(&write, &debits).await {
+        let charged = match dialect {
+            Dialect::Sqlite => charge(&write, &debits).await,
+            Dialect::Postgres => charge_pg(&write, &debits).await,
+        };
+        match charged {
             Ok(charged) => {
                 for (key, answer) in keys.iter().zip(answers) {
                     let _ = answer.send(Ok(charged.contains(key)));
@@ -142,4 +152,52 @@ async fn charge(write: &AnyPool, debits: &[Debit]) -> Result<std::collections::H
             Err(StoreError::Db(e))
         }
     }
+}
+
+/// PostgreSQL: the whole batch as one statement, so one round trip and one commit. Per
+/// account, the account's balance row is locked and its debits are charged in order
+/// while their running total fits the balance; the balance drops by what was charged and
+/// each charged debit gets its ledger row. The balance `CHECK` still forbids any overdraft.
+fn batch_sql_pg(n: usize) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            let p = |k: usize| i * 5 + k;
+            format!(
+                "({i}, ${}, ${}, ${}::BIGINT, ${}, ${}::BIGINT)",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5)
+            )
+        })
+        .collect();
+    format!(
+        "WITH input (ord, key, account, cost, kind, at) AS (VALUES {}),
+         locked AS (SELECT account, balance FROM balances WHERE account IN (SELECT account FROM input) FOR UPDATE),
+         fits AS (
+           SELECT i.* FROM (SELECT input.*, SUM(cost) OVER (PARTITION BY account ORDER BY ord) AS running FROM input) i
+           JOIN locked l ON l.account = i.account WHERE i.running <= l.balance),
+         charged AS (
+           UPDATE balances b SET balance = b.balance - t.total
+           FROM (SELECT account, SUM(cost) AS total FROM fits GROUP BY account) t WHERE b.account = t.account),
+         rows AS (
+           INSERT INTO ledger (account, delta, kind, idempotency_key, at)
+           SELECT account, -cost, kind, key, at FROM fits RETURNING idempotency_key)
+         SELECT idempotency_key FROM rows",
+        rows.join(", ")
+    )
+}
+
+async fn charge_pg(write: &AnyPool, debits: &[Debit]) -> Result<std::collections::HashSet<String>> {
+    let mut q = sqlx::query_scalar::<_, String>(dynamic(batch_sql_pg(debits.len())));
+    for d in debits {
+        q = q
+            .bind(d.key.clone())
+            .bind(d.account.clone())
+            .bind(d.cost)
+            .bind(d.kind.clone())
+            .bind(d.at);
+    }
+    Ok(q.fetch_all(write).await?.into_iter().collect())
 }

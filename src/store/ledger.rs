@@ -161,24 +161,6 @@ impl Store {
         kind: &str,
         now: i64,
     ) -> Result<Option<()>> {
-        if self.dialect == super::Dialect::Postgres {
-            // One statement, so one round trip: the conditional UPDATE and the ledger row
-            // in one implicit transaction (a data-modifying CTE), as atomic as the two
-            // statements below.
-            let done: Option<i64> = sqlx::query_scalar(
-                "WITH d AS (UPDATE balances SET balance = balance - $3 WHERE account = $2 AND balance >= $3 RETURNING account)
-                 INSERT INTO ledger (account, delta, kind, idempotency_key, at)
-                 SELECT account, -$3, $4, $1, $5 FROM d RETURNING id",
-            )
-            .bind(key)
-            .bind(account)
-            .bind(cost)
-            .bind(kind)
-            .bind(now)
-            .fetch_optional(&self.write)
-            .await?;
-            return Ok(done.map(drop));
-        }
         if let Some(batcher) = &self.debits {
             let charged = batcher
                 .debit(super::debits::Debit {

@@ -126,7 +126,7 @@ impl Store {
             let (write, read) = sqlite::connect(url).await?;
             let group = group_commit::GroupCommit::start(write.clone());
             Ok(Self {
-                debits: Some(debits::DebitBatcher::start(write.clone())),
+                debits: Some(debits::DebitBatcher::start(write.clone(), Dialect::Sqlite)),
                 group: Some(group),
                 write,
                 read,
@@ -135,11 +135,11 @@ impl Store {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = postgres::connect(url).await?;
             Ok(Self {
+                debits: Some(debits::DebitBatcher::start(pool.clone(), Dialect::Postgres)),
                 write: pool.clone(),
                 read: pool,
                 dialect: Dialect::Postgres,
                 group: None,
-                debits: None,
             })
         } else {
             Err(StoreError::UnsupportedUrl)
