@@ -106,7 +106,10 @@ request = function()
   local body = string.format('{"code":"%s","landing_url":"https://app.example/r/x?utm_source=bench%d","user_agent":"Mozilla/5.0 Firefox/130.0"}', codes[(n % #codes) + 1], n % 50)
   -- Visitors from many addresses, as behind a proxy (--trusted-proxies 127.0.0.1): the
   -- rate limiter counts each address, as in production.
-  local headers = { ["X-Forwarded-For"] = string.format("10.%d.%d.%d", (n // 65536) % 256, (n // 256) % 256, n % 256) }
+  local headers = {
+    ["Content-Type"] = "application/json",
+    ["X-Forwarded-For"] = string.format("10.%d.%d.%d", math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256),
+  }
   return wrk.format(nil, nil, headers, body)
 end
 EOF
