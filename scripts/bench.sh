@@ -98,12 +98,11 @@ wrk_rps() {
 cat > "$WORK/click.lua" <<'EOF'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-local codes = {}
-function init(args) for i = 1, #args do codes[i] = args[i] end end
+local code = os.getenv("BENCH_CODE")
 local n = 0
 request = function()
   n = n + 1
-  local body = string.format('{"code":"%s","landing_url":"https://app.example/r/x?utm_source=bench%d","user_agent":"Mozilla/5.0 Firefox/130.0"}', codes[(n % #codes) + 1], n % 50)
+  local body = string.format('{"code":"%s","landing_url":"https://app.example/r/x?utm_source=bench%d","user_agent":"Mozilla/5.0 Firefox/130.0"}', code, n % 50)
   -- Visitors from many addresses, as behind a proxy (--trusted-proxies 127.0.0.1): the
   -- rate limiter counts each address, as in production.
   local headers = {
@@ -120,7 +119,7 @@ for t in sqlite:8411 sqlite-free:8412 pg:8413 pg-free:8414; do
   REST[$name]=$(wrk_rps "rest-$name" "http://127.0.0.1:$port/admin/referrals/1" -H "x-api-key: $key")
   if [ "$name" = sqlite ] || [ "$name" = pg ]; then
     code=$(DATABASE_URL=$([ $db = pg ] && echo "$PG_URL" || echo "$SQLITE_URL") "$BIN" ingest signup --account bench_clicker | python3 -c "import json,sys;print(json.load(sys.stdin)['referral_code'])")
-    CLICK[$name]=$(wrk_rps "click-$name" "http://127.0.0.1:$port/referrals/click" -s "$WORK/click.lua" -- "$code")
+    CLICK[$name]=$(BENCH_CODE=$code wrk_rps "click-$name" "http://127.0.0.1:$port/referrals/click" -s "$WORK/click.lua")
   fi
 done
 
