@@ -55,8 +55,8 @@ fn closed() -> StoreError {
 }
 
 impl DebitBatcher {
-    /// `write` is SQLite's single-writer pool (shared with the group commit: each takes
-    /// the connection for one transaction at a time).
+    /// `write` is the write pool: on SQLite the single writer connection, shared with the
+    /// group commit (each takes it for one transaction at a time).
     pub(crate) fn start(write: AnyPool, dialect: Dialect) -> Self {
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(run(write, dialect, rx));
@@ -135,15 +135,7 @@ fn batch_sql(n: usize) -> String {
 /// and every debit of the batch gets the error.
 async fn charge(write: &AnyPool, debits: &[Debit]) -> Result<std::collections::HashSet<String>> {
     let mut conn = write.acquire().await?;
-    let mut q = sqlx::query_scalar::<_, String>(dynamic(batch_sql(debits.len())));
-    for d in debits {
-        q = q
-            .bind(d.key.clone())
-            .bind(d.account.clone())
-            .bind(d.cost)
-            .bind(d.kind.clone())
-            .bind(d.at);
-    }
+    let q = bound(batch_sql(debits.len()), debits);
     match q.fetch_all(&mut *conn).await {
         Ok(keys) => Ok(keys.into_iter().collect()),
         Err(e) => {
@@ -190,7 +182,17 @@ fn batch_sql_pg(n: usize) -> String {
 }
 
 async fn charge_pg(write: &AnyPool, debits: &[Debit]) -> Result<std::collections::HashSet<String>> {
-    let mut q = sqlx::query_scalar::<_, String>(dynamic(batch_sql_pg(debits.len())));
+    let q = bound(batch_sql_pg(debits.len()), debits);
+    Ok(q.fetch_all(write).await?.into_iter().collect())
+}
+
+/// A batch's query with its parameters: five per debit, in the order both SQL builders
+/// number them (key, account, cost, kind, time).
+fn bound(
+    sql: String,
+    debits: &[Debit],
+) -> sqlx::query::QueryScalar<'static, sqlx::Any, String, sqlx::any::AnyArguments> {
+    let mut q = sqlx::query_scalar::<_, String>(dynamic(sql));
     for d in debits {
         q = q
             .bind(d.key.clone())
@@ -199,5 +201,5 @@ async fn charge_pg(write: &AnyPool, debits: &[Debit]) -> Result<std::collections
             .bind(d.kind.clone())
             .bind(d.at);
     }
-    Ok(q.fetch_all(write).await?.into_iter().collect())
+    q
 }

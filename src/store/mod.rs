@@ -114,7 +114,7 @@ pub struct Store {
     dialect: Dialect,
     /// SQLite only: batches concurrent small writes into one transaction.
     group: Option<group_commit::GroupCommit>,
-    /// SQLite only: runs concurrent metering debits as one query (see [`debits`]).
+    /// Runs concurrent metering debits as one query per batch (see [`debits`]).
     debits: Option<debits::DebitBatcher>,
 }
 
