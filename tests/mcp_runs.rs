@@ -100,7 +100,7 @@ async fn granted(app: &App) -> usize {
 #[tokio::test]
 async fn cancelling_recover_over_stdio_stops_between_grants_and_logs_follow_the_chosen_level() {
     for db in databases().await {
-        pending_rewards(&db, 10).await;
+        pending_rewards(&db, 40).await;
         let app = App::start_with(&Config::with_database(&db.url), None, Clock::System)
             .await
             .unwrap();
@@ -142,7 +142,7 @@ async fn cancelling_recover_over_stdio_stops_between_grants_and_logs_follow_the_
             )
             .await
             .unwrap();
-        // Wait until some grants went through (they run 8 at a time), then cancel.
+        // Wait until some grants went through (they run 32 at a time), then cancel.
         for _ in 0..100 {
             if listener.progress.lock().unwrap().iter().any(|p| *p >= 2.0) {
                 break;
@@ -156,8 +156,8 @@ async fn cancelling_recover_over_stdio_stops_between_grants_and_logs_follow_the_
         tokio::time::sleep(Duration::from_millis(600)).await;
         let after_cancel = granted(&app).await;
         assert!(
-            (2..20).contains(&after_cancel),
-            "[{}] partial run: {after_cancel} of 20 granted",
+            (2..80).contains(&after_cancel),
+            "[{}] partial run: {after_cancel} of 80 granted",
             db.label
         );
         tokio::time::sleep(Duration::from_millis(600)).await;
@@ -184,12 +184,12 @@ async fn cancelling_recover_over_stdio_stops_between_grants_and_logs_follow_the_
         let report = r.structured_content.unwrap();
         assert_eq!(
             report["granted"].as_u64().unwrap() + report["already_granted"].as_u64().unwrap(),
-            (20 - after_cancel) as u64,
+            (80 - after_cancel) as u64,
             "[{}] {report}",
             db.label
         );
         assert_eq!(report["remaining"], 0);
-        assert_eq!(granted(&app).await, 20);
+        assert_eq!(granted(&app).await, 80);
         tokio::time::sleep(Duration::from_millis(200)).await;
         let logs = listener.logs.lock().unwrap().clone();
         assert!(

@@ -183,13 +183,13 @@ async fn cancelling_a_run_finishes_the_grants_in_flight_then_stops_and_reports()
             .run_recover(limit(100), &progress, &cancel)
             .await
             .unwrap();
-        // Grants run 8 at a time: the group in flight when the token fires completes
+        // Grants run 32 at a time: the group in flight when the token fires completes
         // (none is abandoned half-way), then the run stops.
         assert!(report.cancelled, "[{}]", db.label);
-        assert_eq!(report.attempted, 8);
-        assert_eq!(report.granted, 8);
-        assert_eq!(report.remaining, 32, "[{}]", db.label);
-        assert_eq!(*seen.lock().unwrap(), (1..=8).collect::<Vec<u64>>());
+        assert_eq!(report.attempted, 32);
+        assert_eq!(report.granted, 32);
+        assert_eq!(report.remaining, 8, "[{}]", db.label);
+        assert_eq!(*seen.lock().unwrap(), (1..=32).collect::<Vec<u64>>());
         // released claims are picked up by the next run at once
         let report = t
             .core
@@ -198,7 +198,7 @@ async fn cancelling_a_run_finishes_the_grants_in_flight_then_stops_and_reports()
             .unwrap();
         assert_eq!(
             (report.attempted, report.remaining),
-            (32, 0),
+            (8, 0),
             "[{}]",
             db.label
         );

@@ -41,9 +41,11 @@ pub struct RecoverProgress {
     pub total: u64,
 }
 
-const BATCH: i64 = 50;
-/// Grants in flight at once within a claimed batch.
-const CONCURRENT: usize = 8;
+const BATCH: i64 = 256;
+/// Grants in flight at once within a claimed batch: on SQLite their writes share group
+/// commits, so more at once means fewer, fuller commits (10,000 rewards: 4.0 s with 8,
+/// 2.5 s with 32, no better with 64). Cancellation stops after the grants in flight.
+const CONCURRENT: usize = 32;
 
 impl Referrals {
     pub async fn recover_grants(
