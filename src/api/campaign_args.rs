@@ -172,7 +172,7 @@ impl CreateCampaignArgs {
             credits("referrer_credits", self.referrer_credits)?,
             credits("referred_credits", self.referred_credits)?,
         );
-        Ok((id, self.settings_edit()?.applied_to(base)?))
+        Ok((id, self.settings_edit()?.apply(base)?))
     }
 }
 

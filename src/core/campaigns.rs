@@ -165,11 +165,7 @@ pub struct CampaignEdit {
 
 impl CampaignEdit {
     /// The settings with this edit applied, checked as a whole.
-    pub fn applied_to(&self, s: CampaignSettings) -> Result<CampaignSettings> {
-        self.apply(s)
-    }
-
-    fn apply(&self, mut s: CampaignSettings) -> Result<CampaignSettings> {
+    pub fn apply(&self, mut s: CampaignSettings) -> Result<CampaignSettings> {
         macro_rules! set {
             ($($f:ident),+) => { $( if let Some(v) = &self.$f { s.$f = v.clone(); } )+ };
         }

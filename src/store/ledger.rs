@@ -151,8 +151,9 @@ impl Store {
     }
 
     /// Takes `cost` credits from `account` if the balance covers it. Returns `None` (and
-    /// changes nothing) when it does not. The conditional UPDATE is atomic, so concurrent
-    /// debits can never take the balance below zero.
+    /// changes nothing) when it does not. Concurrent debits are charged in batches (see
+    /// [`super::debits`]) with conditional UPDATEs, so they can never take the balance
+    /// below zero; the answer comes once the batch is committed.
     pub async fn debit(
         &self,
         key: &str,
@@ -161,46 +162,17 @@ impl Store {
         kind: &str,
         now: i64,
     ) -> Result<Option<()>> {
-        if let Some(batcher) = &self.debits {
-            let charged = batcher
-                .debit(super::debits::Debit {
-                    key: key.to_owned(),
-                    account: account.to_owned(),
-                    cost,
-                    kind: kind.to_owned(),
-                    at: now,
-                })
-                .await?;
-            return Ok(charged.then_some(()));
-        }
-        let (key, account, kind) = (key.to_owned(), account.to_owned(), kind.to_owned());
-        self.write_tx(move |conn| {
-            Box::pin(async move {
-                let done = sqlx::query(
-                    "UPDATE balances SET balance = balance - $2 WHERE account = $1 AND balance >= $2",
-                )
-                .bind(&account)
-                .bind(cost)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-                if done != 1 {
-                    return Ok(None);
-                }
-                sqlx::query(
-                    "INSERT INTO ledger (account, delta, kind, idempotency_key, at) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(&account)
-                .bind(-cost)
-                .bind(&kind)
-                .bind(&key)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
-                Ok(Some(()))
+        let charged = self
+            .debits
+            .debit(super::debits::Debit {
+                key: key.to_owned(),
+                account: account.to_owned(),
+                cost,
+                kind: kind.to_owned(),
+                at: now,
             })
-        })
-        .await
+            .await?;
+        Ok(charged.then_some(()))
     }
 
     pub async fn balance(&self, account: &str) -> Result<i64> {

@@ -115,7 +115,7 @@ pub struct Store {
     /// SQLite only: batches concurrent small writes into one transaction.
     group: Option<group_commit::GroupCommit>,
     /// Runs concurrent metering debits as one query per batch (see [`debits`]).
-    debits: Option<debits::DebitBatcher>,
+    debits: debits::DebitBatcher,
 }
 
 impl Store {
@@ -126,7 +126,7 @@ impl Store {
             let (write, read) = sqlite::connect(url).await?;
             let group = group_commit::GroupCommit::start(write.clone());
             Ok(Self {
-                debits: Some(debits::DebitBatcher::start(write.clone(), Dialect::Sqlite)),
+                debits: debits::DebitBatcher::start(write.clone(), Dialect::Sqlite),
                 group: Some(group),
                 write,
                 read,
@@ -135,7 +135,7 @@ impl Store {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = postgres::connect(url).await?;
             Ok(Self {
-                debits: Some(debits::DebitBatcher::start(pool.clone(), Dialect::Postgres)),
+                debits: debits::DebitBatcher::start(pool.clone(), Dialect::Postgres),
                 write: pool.clone(),
                 read: pool,
                 dialect: Dialect::Postgres,

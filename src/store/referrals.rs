@@ -326,24 +326,6 @@ impl Store {
         Ok(q.bind(f.limit).fetch_all(&self.read).await?)
     }
 
-    pub async fn reasons(&self, id: i64) -> Result<Vec<ReasonRow>> {
-        Ok(sqlx::query_as::<_, ReasonRow>(
-            "SELECT reason, detail FROM review_reasons WHERE attribution_id = $1 ORDER BY reason",
-        )
-        .bind(id)
-        .fetch_all(&self.read)
-        .await?)
-    }
-
-    pub async fn audit_trail(&self, id: i64) -> Result<Vec<AuditRow>> {
-        Ok(sqlx::query_as::<_, AuditRow>(
-            "SELECT actor, action, reason, note, at FROM audit_events WHERE attribution_id = $1 ORDER BY id",
-        )
-        .bind(id)
-        .fetch_all(&self.read)
-        .await?)
-    }
-
     /// Settles referrals left `qualified` with no open reward: what a process that died
     /// between marking a referral's last reward granted and settling it left behind,
     /// before both happened in one transaction. Recover runs it so such referrals do not
