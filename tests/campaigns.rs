@@ -203,18 +203,15 @@ async fn caps_count_per_campaign_and_reset_with_the_calendar_period() {
     for db in databases().await {
         let t = app(&db).await;
         let l = db.label;
-        t.core
-            .update_campaign_as(
-                "ops",
-                &CampaignId::default_campaign(),
-                CampaignEdit {
-                    cap_count: Some(1),
-                    cap_period: Some(CapPeriod::Week),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        edit_default_campaign(
+            &t.core,
+            CampaignEdit {
+                cap_count: Some(1),
+                cap_period: Some(CapPeriod::Week),
+                ..Default::default()
+            },
+        )
+        .await;
         t.core
             .create_campaign_as("ops", &id("spring"), spring(100, 50))
             .await
@@ -265,17 +262,14 @@ async fn active_dates_and_the_velocity_threshold_come_from_the_campaign() {
         let t = app(&db).await;
         let l = db.label;
         let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
-        t.core
-            .update_campaign_as(
-                "ops",
-                &CampaignId::default_campaign(),
-                CampaignEdit {
-                    velocity_threshold: Some(2),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        edit_default_campaign(
+            &t.core,
+            CampaignEdit {
+                velocity_threshold: Some(2),
+                ..Default::default()
+            },
+        )
+        .await;
         let mut statuses = Vec::new();
         for i in 0..3 {
             let s = signup_via(
@@ -322,17 +316,14 @@ async fn active_dates_and_the_velocity_threshold_come_from_the_campaign() {
         );
 
         // The program ended yesterday: clicks are refused, a code signup is not referred.
-        t.core
-            .update_campaign_as(
-                "ops",
-                &CampaignId::default_campaign(),
-                CampaignEdit {
-                    ends_at: Some(START - 86_400),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        edit_default_campaign(
+            &t.core,
+            CampaignEdit {
+                ends_at: Some(START - 86_400),
+                ..Default::default()
+            },
+        )
+        .await;
         let e = t
             .core
             .record_click(click(&code, "203.0.113.50"))
@@ -355,17 +346,14 @@ async fn held_rewards_wait_for_the_holding_period_then_recover_grants_them() {
     for db in databases().await {
         let t = app(&db).await;
         let l = db.label;
-        t.core
-            .update_campaign_as(
-                "ops",
-                &CampaignId::default_campaign(),
-                CampaignEdit {
-                    holding_days: Some(14),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        edit_default_campaign(
+            &t.core,
+            CampaignEdit {
+                holding_days: Some(14),
+                ..Default::default()
+            },
+        )
+        .await;
         let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
         signup_via(&t.core, "bob", "bob@b.example", "203.0.113.2", &code).await;
         let q = qualify(&t.core, "bob").await.referral.unwrap();
@@ -430,17 +418,14 @@ async fn held_rewards_wait_for_the_holding_period_then_recover_grants_them() {
         assert_eq!(s.rewards.failed.count, 0);
 
         // Changing the campaign now does not shorten rewards already held.
-        t.core
-            .update_campaign_as(
-                "ops",
-                &CampaignId::default_campaign(),
-                CampaignEdit {
-                    holding_days: Some(0),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        edit_default_campaign(
+            &t.core,
+            CampaignEdit {
+                holding_days: Some(0),
+                ..Default::default()
+            },
+        )
+        .await;
         t.clock.advance(14 * 86_400 - 1);
         assert_eq!(recover(&t).await.attempted, 0, "[{l}] one second early");
         t.clock.advance(1);
@@ -465,17 +450,14 @@ async fn held_rewards_wait_for_the_holding_period_then_recover_grants_them() {
 async fn the_background_recover_grants_rewards_once_their_holding_period_ends() {
     for db in databases().await {
         let t = app(&db).await;
-        t.core
-            .update_campaign_as(
-                "ops",
-                &CampaignId::default_campaign(),
-                CampaignEdit {
-                    holding_days: Some(1),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        edit_default_campaign(
+            &t.core,
+            CampaignEdit {
+                holding_days: Some(1),
+                ..Default::default()
+            },
+        )
+        .await;
         let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
         signup_via(&t.core, "bob", "bob@b.example", "203.0.113.2", &code).await;
         qualify(&t.core, "bob").await;

@@ -14,9 +14,7 @@ use referral_mcp::core::sink::{
     CreditSink, Grant, GrantOutcome, Reversal, ReversalOutcome, SinkError,
 };
 use referral_mcp::core::text::SafeText;
-use referral_mcp::core::types::{
-    AttributionId, AttributionStatus, CampaignId, Limit, RewardStatus,
-};
+use referral_mcp::core::types::{AttributionId, AttributionStatus, Limit, RewardStatus};
 use referral_mcp::core::views::RefundOutcome;
 use referral_mcp::core::{CampaignEdit, RecoverRequest, Referrals, RefundEvent, Settings};
 use referral_mcp::mcp::ToolFilter;
@@ -157,17 +155,14 @@ async fn a_refund_of_credits_already_spent_takes_what_is_left_and_never_goes_bel
 async fn a_refund_voids_held_rewards_so_they_are_never_granted() {
     for db in databases().await {
         let t = app(&db).await;
-        t.core
-            .update_campaign_as(
-                "ops",
-                &CampaignId::default_campaign(),
-                CampaignEdit {
-                    holding_days: Some(14),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        edit_default_campaign(
+            &t.core,
+            CampaignEdit {
+                holding_days: Some(14),
+                ..Default::default()
+            },
+        )
+        .await;
         let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
         signup_via(&t.core, "bob", "bob@b.example", "203.0.113.2", &code).await;
         qualify(&t.core, "bob").await;
@@ -191,30 +186,24 @@ async fn a_refund_voids_held_rewards_so_they_are_never_granted() {
 async fn a_campaign_that_keeps_rewards_on_refund_only_records_the_refund() {
     for db in databases().await {
         let t = app(&db).await;
-        t.core
-            .update_campaign_as(
-                "ops",
-                &CampaignId::default_campaign(),
-                CampaignEdit {
-                    reverse_on_refund: Some(false),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        edit_default_campaign(
+            &t.core,
+            CampaignEdit {
+                reverse_on_refund: Some(false),
+                ..Default::default()
+            },
+        )
+        .await;
         let id = rewarded(&t).await;
         // Switching the policy back on later does not change rewards created under it.
-        t.core
-            .update_campaign_as(
-                "ops",
-                &CampaignId::default_campaign(),
-                CampaignEdit {
-                    reverse_on_refund: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        edit_default_campaign(
+            &t.core,
+            CampaignEdit {
+                reverse_on_refund: Some(true),
+                ..Default::default()
+            },
+        )
+        .await;
         let out = refund(&t.core, "bob").await;
         let r = out.referral.unwrap();
         assert_eq!(r.status, AttributionStatus::Rewarded, "[{}]", db.label);

@@ -4,9 +4,7 @@ mod common;
 
 use common::*;
 use referral_mcp::core::text::SafeText;
-use referral_mcp::core::types::{
-    AttributionId, AttributionStatus, CampaignId, ReviewReason, RewardStatus,
-};
+use referral_mcp::core::types::{AttributionId, AttributionStatus, ReviewReason, RewardStatus};
 use referral_mcp::core::{CampaignEdit, RejectRequest};
 
 /// Signs up a referred account that trips exactly one signal; returns the referral id.
@@ -259,17 +257,14 @@ async fn approve_or_reject_on_any_other_status_is_a_conflict_naming_it() {
 async fn a_referrer_over_the_cap_gets_a_capped_reward_that_is_never_granted() {
     for db in databases().await {
         let t = app(&db).await;
-        t.core
-            .update_campaign_as(
-                "ops",
-                &CampaignId::default_campaign(),
-                CampaignEdit {
-                    cap_count: Some(2),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        edit_default_campaign(
+            &t.core,
+            CampaignEdit {
+                cap_count: Some(2),
+                ..Default::default()
+            },
+        )
+        .await;
         let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
         for i in 0..3 {
             signup_via(

@@ -158,6 +158,17 @@ use referral_mcp::core::types::ReferralCode;
 use referral_mcp::core::views::{QualifyOutcome, SignupOutcome};
 use referral_mcp::core::{ClickRequest, QualifyEvent, SignupEvent};
 
+/// Changes the `default` campaign as an operator would (audited as `ops`).
+pub async fn edit_default_campaign(core: &Referrals, edit: referral_mcp::core::CampaignEdit) {
+    core.update_campaign_as(
+        "ops",
+        &referral_mcp::core::types::CampaignId::default_campaign(),
+        edit,
+    )
+    .await
+    .expect("edit the default campaign");
+}
+
 /// Creates an account with no referrer; returns its referral code.
 pub async fn register(core: &Referrals, id: &str, email: &str, ip: &str) -> ReferralCode {
     let out = core
