@@ -64,3 +64,150 @@ async fn rate_limit_rows_stay_bounded_over_many_minutes_and_the_limit_still_refu
         );
     }
 }
+
+/// One row of the counters click capture keeps, read straight from the database.
+async fn counters(db: &common::TestDb, account: &str) -> [i64; 5] {
+    let mut c = sql(db).await;
+    let (total, unique): (i64, i64) =
+        sqlx::query_as("SELECT clicks_total, clicks_unique FROM accounts WHERE id = $1")
+            .bind(account)
+            .fetch_one(&mut c)
+            .await
+            .expect("account counters");
+    let (day_total, day_unique): (i64, i64) = sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(total), 0) AS BIGINT), CAST(COALESCE(SUM(unique_count), 0) AS BIGINT) FROM click_daily",
+    )
+    .fetch_one(&mut c)
+    .await
+    .expect("daily counters");
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM clicks")
+        .fetch_one(&mut c)
+        .await
+        .expect("clicks");
+    [total, unique, day_total, day_unique, rows]
+}
+
+/// Clicks are written in batches; a flood from one visitor across two instances must
+/// still be admitted up to the limit exactly, count once as unique, and leave every
+/// counter equal to the rows stored.
+#[tokio::test]
+async fn a_concurrent_flood_from_one_visitor_is_admitted_up_to_the_limit_and_counted_once() {
+    const FLOOD: usize = 60;
+    const LIMIT: i64 = 25;
+    for db in databases().await {
+        let settings = || Settings {
+            public_rate_per_minute: LIMIT,
+            ..Default::default()
+        };
+        let a = app_with(&db, None, settings()).await;
+        let b = app_with(&db, None, settings()).await;
+        let code = register(&a.core, "alice", "alice@example.com", "198.51.100.1").await;
+        let calls = (0..FLOOD).map(|n| {
+            let core = if n % 2 == 0 {
+                a.core.clone()
+            } else {
+                b.core.clone()
+            };
+            let req = click(&code, "203.0.113.9");
+            tokio::spawn(async move { core.capture_click(None, req).await })
+        });
+        let (mut stored, mut unique, mut refused) = (0, 0, 0);
+        for call in futures::future::join_all(calls).await {
+            match call.expect("task") {
+                Ok(receipt) => {
+                    stored += 1;
+                    unique += i64::from(receipt.counted_as_unique);
+                }
+                Err(e) => {
+                    assert_eq!(e.code(), "rate_limited", "[{}] {e}", db.label);
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!(stored, LIMIT, "[{}] admitted exactly the limit", db.label);
+        assert_eq!(refused, FLOOD as i64 - LIMIT, "[{}]", db.label);
+        assert_eq!(unique, 1, "[{}] one visitor, one unique click", db.label);
+        assert_eq!(
+            counters(&db, "alice").await,
+            [LIMIT, 1, LIMIT, 1, LIMIT],
+            "[{}] account total/unique, daily total/unique, rows",
+            db.label
+        );
+    }
+}
+
+/// Many visitors at once: every click is stored and unique, and the counters agree.
+#[tokio::test]
+async fn concurrent_clicks_from_many_visitors_are_each_stored_once_and_counted() {
+    const VISITORS: usize = 150;
+    for db in databases().await {
+        let a = app(&db).await;
+        let b = app(&db).await;
+        let code = register(&a.core, "alice", "alice@example.com", "198.51.100.1").await;
+        let calls = (0..VISITORS).map(|n| {
+            let core = if n % 2 == 0 {
+                a.core.clone()
+            } else {
+                b.core.clone()
+            };
+            let req = click(&code, &format!("10.0.{}.{}", n / 200, n % 200));
+            tokio::spawn(async move { core.capture_click(None, req).await })
+        });
+        let mut ids = std::collections::HashSet::new();
+        for call in futures::future::join_all(calls).await {
+            let receipt = call
+                .expect("task")
+                .unwrap_or_else(|e| panic!("[{}] {e}", db.label));
+            assert!(receipt.counted_as_unique, "[{}] a new visitor", db.label);
+            ids.insert(receipt.click_id);
+        }
+        let n = VISITORS as i64;
+        assert_eq!(ids.len(), VISITORS, "[{}] one id per click", db.label);
+        assert_eq!(
+            counters(&db, "alice").await,
+            [n, n, n, n, n],
+            "[{}]",
+            db.label
+        );
+    }
+}
+
+/// Calls with a code that does not exist are refused, and still count against the
+/// visitor's limit, so that guessing codes is throttled like clicking them.
+#[tokio::test]
+async fn unknown_codes_count_against_the_limit() {
+    for db in databases().await {
+        let a = app_with(
+            &db,
+            None,
+            Settings {
+                public_rate_per_minute: 2,
+                ..Default::default()
+            },
+        )
+        .await;
+        let code = register(&a.core, "alice", "alice@example.com", "198.51.100.1").await;
+        let unknown = referral_mcp::core::types::ReferralCode::parse("code", "no-such-code")
+            .expect("a well-formed code");
+        for _ in 0..2 {
+            let e = a
+                .core
+                .capture_click(None, click(&unknown, "203.0.113.7"))
+                .await
+                .expect_err("unknown code");
+            assert_eq!(e.code(), "not_found", "[{}]", db.label);
+        }
+        let e = a
+            .core
+            .capture_click(None, click(&code, "203.0.113.7"))
+            .await
+            .expect_err("the limit was used up by the guesses");
+        assert_eq!(e.code(), "rate_limited", "[{}]", db.label);
+        assert_eq!(
+            counters(&db, "alice").await[4],
+            0,
+            "[{}] nothing stored",
+            db.label
+        );
+    }
+}

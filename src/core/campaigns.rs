@@ -412,6 +412,7 @@ impl Referrals {
                 ))
             })
             .await?;
+        self.forget_campaign(id.as_str());
         match updated {
             None => Err(Error::NotFound {
                 what: "campaign",

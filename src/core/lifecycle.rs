@@ -16,8 +16,8 @@ use super::types::{AccountId, AttributionModel, CampaignId, ReferralCode};
 use super::views::{ClickReceipt, QualifyOutcome, SignupOutcome, referral_view};
 use super::{Referrals, Result};
 use crate::store::{
-    AccountRow, Applied, AttributionRow, CampaignRow, NewAccount, NewAttribution, NewClick,
-    StatusChange,
+    AccountRow, Applied, AttributionRow, CampaignRow, ClickLimit, ClickStored, NewAccount,
+    NewAttribution, NewClick, StatusChange,
 };
 
 /// A click on a share link.
@@ -56,62 +56,93 @@ impl Referrals {
         req: ClickRequest,
     ) -> Result<ClickReceipt> {
         self.metered(principal, Operation::CaptureClick, async {
-            let ip_hash = hash_ip(&self.settings.ip_hash_key, req.raw.ip);
-            self.rate_limit_public(&ip_hash).await?;
-            self.record_click(req).await
+            let limit = self
+                .public_limit(&hash_ip(&self.settings.ip_hash_key, req.raw.ip))
+                .await;
+            self.store_click(req, Some(limit)).await
         })
         .await
     }
 
     /// Stores a sanitized click (trusted callers; see [`Referrals::capture_click`]).
     pub async fn record_click(&self, req: ClickRequest) -> Result<ClickReceipt> {
-        let owner = self
-            .store
-            .account_by_code(req.code.as_str())
-            .await?
-            .ok_or_else(|| Error::NotFound {
+        self.store_click(req, None).await
+    }
+
+    /// Stores a click, counting it against `limit` if given: in the click's own
+    /// transaction when it is stored, on its own when it is refused (an unknown code or
+    /// an inactive campaign), so that guessing codes is throttled like clicking them.
+    async fn store_click(
+        &self,
+        req: ClickRequest,
+        limit: Option<ClickLimit>,
+    ) -> Result<ClickReceipt> {
+        let refuse = |e: Error| async {
+            if let Some(l) = &limit {
+                self.hit_public_limit(l).await?;
+            }
+            Err(e)
+        };
+        let Some(owner) = self.code_owner(req.code.as_str()).await? else {
+            return refuse(Error::NotFound {
                 what: "referral code",
                 id: req.code.as_str().to_owned(),
-            })?;
+            })
+            .await;
+        };
         let now = self.clock.now();
-        let campaign = self
-            .campaign(
+        let campaign = match self
+            .click_campaign(
                 req.campaign
                     .as_ref()
                     .map_or(CampaignId::DEFAULT, CampaignId::as_str),
             )
-            .await?;
-        if !is_active(&campaign, now) {
-            return Err(Error::Invalid {
-                field: "campaign",
-                message: format!("campaign {} is not active now", campaign.id),
-            });
-        }
-        let campaign = campaign.id;
+            .await
+        {
+            Ok(c) if is_active(&c, now) => c.id,
+            Ok(c) => {
+                return refuse(Error::Invalid {
+                    field: "campaign",
+                    message: format!("campaign {} is not active now", c.id),
+                })
+                .await;
+            }
+            Err(e) => return refuse(e).await,
+        };
         let s = sanitize(&req.raw, &self.settings.ip_hash_key);
         let public_id = self.settings.ids.random_id("clk_");
-        let unique = self
+        let stored = self
             .store
-            .insert_click(NewClick {
-                public_id: public_id.clone(),
-                code: req.code.as_str().to_owned(),
-                referrer_account: owner.id.clone(),
-                campaign: campaign.clone(),
-                landing_path: s.landing_path,
-                utm: [
-                    s.utm_source,
-                    s.utm_medium,
-                    s.utm_campaign,
-                    s.utm_term,
-                    s.utm_content,
-                ],
-                referrer_host: s.referrer_host,
-                ua_family: s.ua_family,
-                is_bot: s.is_bot,
-                ip_hash: s.ip_hash,
-                at: now,
-            })
+            .insert_click(
+                NewClick {
+                    public_id: public_id.clone(),
+                    code: req.code.as_str().to_owned(),
+                    referrer_account: owner,
+                    campaign: campaign.clone(),
+                    landing_path: s.landing_path,
+                    utm: [
+                        s.utm_source,
+                        s.utm_medium,
+                        s.utm_campaign,
+                        s.utm_term,
+                        s.utm_content,
+                    ],
+                    referrer_host: s.referrer_host,
+                    ua_family: s.ua_family,
+                    is_bot: s.is_bot,
+                    ip_hash: s.ip_hash,
+                    at: now,
+                },
+                limit.clone(),
+            )
             .await?;
+        let unique = match (stored, &limit) {
+            (ClickStored::Stored { unique }, _) => unique,
+            (ClickStored::RateLimited, Some(l)) => return Err(self.rate_limited(l)),
+            (ClickStored::RateLimited, None) => {
+                return Err(Error::internal("an unlimited click was refused"));
+            }
+        };
         Ok(ClickReceipt {
             click_id: public_id,
             code: req.code.as_str().to_owned(),

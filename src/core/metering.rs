@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use super::access::{Access, Operation, Principal, authorize};
 use super::error::Error;
 use super::{Referrals, Result};
+use crate::store::ClickLimit;
 
 /// Length of a public rate-limit window: limits are per minute.
 const RATE_WINDOW_SECS: i64 = 60;
@@ -79,19 +80,36 @@ impl Referrals {
         out
     }
 
-    /// Fixed-window rate limit for public calls, shared by all instances.
-    pub(crate) async fn rate_limit_public(&self, ip_hash: &str) -> Result<()> {
+    /// The fixed-window rate limit for a public caller now, shared by all instances: the
+    /// bucket and window its hit counts in. The hit itself is counted where the call
+    /// writes (a click counts it in the click's own transaction, see `store::clicks`).
+    pub(crate) async fn public_limit(&self, ip_hash: &str) -> ClickLimit {
         let now = self.clock.now();
         let window = now - now.rem_euclid(RATE_WINDOW_SECS);
         self.prune_old_rate_limit_windows(window).await;
+        ClickLimit {
+            bucket: format!("public:{ip_hash}"),
+            window_start: window,
+            max_hits: self.settings.public_rate_per_minute,
+        }
+    }
+
+    /// The refusal of a call over `limit`, with the seconds until its window ends.
+    pub(crate) fn rate_limited(&self, limit: &ClickLimit) -> Error {
+        Error::RateLimited {
+            retry_after_secs: (limit.window_start + RATE_WINDOW_SECS - self.clock.now()).max(1)
+                as u64,
+        }
+    }
+
+    /// Counts one hit against `limit` on its own; the refusal if that is over it.
+    pub(crate) async fn hit_public_limit(&self, limit: &ClickLimit) -> Result<()> {
         let hits = self
             .store
-            .hit_rate_limit(&format!("public:{ip_hash}"), window)
+            .hit_rate_limit(&limit.bucket, limit.window_start)
             .await?;
-        if hits > self.settings.public_rate_per_minute {
-            return Err(Error::RateLimited {
-                retry_after_secs: (window + RATE_WINDOW_SECS - now).max(1) as u64,
-            });
+        if hits > limit.max_hits {
+            return Err(self.rate_limited(limit));
         }
         Ok(())
     }

@@ -17,6 +17,7 @@ pub mod views;
 
 mod admin;
 mod campaigns;
+mod click_targets;
 mod grants;
 mod lifecycle;
 mod me;
@@ -98,6 +99,8 @@ pub struct Referrals {
     /// The newest rate-limit window this process has pruned up to (see
     /// `prune_old_rate_limit_windows`); shared by clones, so once per process.
     rate_limits_pruned_at: Arc<AtomicI64>,
+    /// Codes' owners and campaigns for click capture; shared by clones.
+    click_targets: Arc<click_targets::ClickTargets>,
 }
 
 impl Referrals {
@@ -108,6 +111,7 @@ impl Referrals {
             settings: Arc::new(settings),
             clock,
             rate_limits_pruned_at: Arc::new(AtomicI64::new(i64::MIN)),
+            click_targets: Arc::default(),
         }
     }
 

@@ -18,11 +18,11 @@
 //! There a batch is one statement (see [`batch_sql_pg`]): the lock is taken once per
 //! batch and the batch shares one commit.
 
-use tokio::sync::{mpsc, oneshot};
+use std::collections::HashSet;
 
 use sqlx::AnyPool;
 
-use super::group_commit::CommitFailure;
+use super::batch::Batcher;
 use super::{Dialect, Result, StoreError, dynamic};
 
 /// One debit: `cost` from `account` under `key`, if the balance covers it.
@@ -34,78 +34,25 @@ pub(crate) struct Debit {
     pub at: i64,
 }
 
-type Answer = oneshot::Sender<Result<bool>>;
+/// Answers whether each debit was charged (false: the balance did not cover it).
+pub(crate) type DebitBatcher = Batcher<Debit, bool>;
 
 /// Debits per query: 5 parameters each, far below SQLite's limit of 32,766.
 const MAX_BATCH: usize = 128;
 
-#[derive(Clone)]
-pub(crate) struct DebitBatcher {
-    queue: mpsc::Sender<(Debit, Answer)>,
-}
-
-impl std::fmt::Debug for DebitBatcher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DebitBatcher")
-    }
-}
-
-fn closed() -> StoreError {
-    StoreError::Db(sqlx::Error::PoolClosed)
-}
-
-impl DebitBatcher {
-    /// `write` is the write pool: on SQLite the single writer connection, shared with the
-    /// group commit (each takes it for one transaction at a time).
-    pub(crate) fn start(write: AnyPool, dialect: Dialect) -> Self {
-        let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(write, dialect, rx));
-        Self { queue }
-    }
-
-    /// Whether the debit was charged (false: the balance did not cover it), once the
-    /// transaction that charged it is committed.
-    pub(crate) async fn debit(&self, d: Debit) -> Result<bool> {
-        let (tx, rx) = oneshot::channel();
-        self.queue.send((d, tx)).await.map_err(|_| closed())?;
-        rx.await.map_err(|_| closed())?
-    }
-}
-
-async fn run(write: AnyPool, dialect: Dialect, mut rx: mpsc::Receiver<(Debit, Answer)>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(d) => batch.push(d),
-                Err(_) => break,
-            }
+/// `write` is the write pool: on SQLite the single writer connection, shared with the
+/// group commit (each takes it for one transaction at a time).
+pub(crate) fn start(write: AnyPool, dialect: Dialect) -> DebitBatcher {
+    Batcher::start(MAX_BATCH, move |debits: Vec<Debit>| {
+        let write = write.clone();
+        async move {
+            let charged = match dialect {
+                Dialect::Sqlite => charge(&write, &debits).await?,
+                Dialect::Postgres => charge_pg(&write, &debits).await?,
+            };
+            Ok(debits.iter().map(|d| charged.contains(&d.key)).collect())
         }
-        let (debits, answers): (Vec<Debit>, Vec<Answer>) = batch.into_iter().unzip();
-        let keys: Vec<String> = debits.iter().map(|d| d.key.clone()).collect();
-        // One batch at a time: the debits that arrive while this one commits are the
-        // next batch.
-        let charged = match dialect {
-            Dialect::Sqlite => charge(&write, &debits).await,
-            Dialect::Postgres => charge_pg(&write, &debits).await,
-        };
-        match charged {
-            Ok(charged) => {
-                for (key, answer) in keys.iter().zip(answers) {
-                    let _ = answer.send(Ok(charged.contains(key)));
-                }
-            }
-            Err(e) => {
-                let shared = CommitFailure {
-                    message: e.to_string(),
-                    unavailable: e.is_unavailable(),
-                };
-                for answer in answers {
-                    let _ = answer.send(Err(StoreError::Commit(shared.clone())));
-                }
-            }
-        }
-    }
+    })
 }
 
 /// The SQL of a batch of `n` debits, as one transaction: for each, the conditional
@@ -133,7 +80,7 @@ fn batch_sql(n: usize) -> String {
 
 /// Runs one batch; on any failure the transaction is rolled back (nothing was charged)
 /// and every debit of the batch gets the error.
-async fn charge(write: &AnyPool, debits: &[Debit]) -> Result<std::collections::HashSet<String>> {
+async fn charge(write: &AnyPool, debits: &[Debit]) -> Result<HashSet<String>> {
     let mut conn = write.acquire().await?;
     let q = bound(batch_sql(debits.len()), debits);
     match q.fetch_all(&mut *conn).await {
@@ -181,7 +128,7 @@ fn batch_sql_pg(n: usize) -> String {
     )
 }
 
-async fn charge_pg(write: &AnyPool, debits: &[Debit]) -> Result<std::collections::HashSet<String>> {
+async fn charge_pg(write: &AnyPool, debits: &[Debit]) -> Result<HashSet<String>> {
     let q = bound(batch_sql_pg(debits.len()), debits);
     Ok(q.fetch_all(write).await?.into_iter().collect())
 }

@@ -164,7 +164,7 @@ impl Store {
     ) -> Result<Option<()>> {
         let charged = self
             .debits
-            .debit(super::debits::Debit {
+            .submit(super::debits::Debit {
                 key: key.to_owned(),
                 account: account.to_owned(),
                 cost,

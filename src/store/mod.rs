@@ -9,6 +9,7 @@
 //! `UPDATE … RETURNING` is already exclusive).
 
 mod accounts;
+mod batch;
 mod campaigns;
 mod clicks;
 mod debits;
@@ -28,7 +29,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 pub use accounts::{AccountRow, NewAccount};
 pub use campaigns::{CampaignAudit, CampaignChangeRow, CampaignRow};
-pub use clicks::{ClickRow, NewClick};
+pub use clicks::{ClickLimit, ClickRow, ClickStored, NewClick};
 pub use keys::ApiKeyRow;
 pub use referrals::{AttributionRow, AuditRow, ListFilter, NewAttribution, ReasonRow};
 pub use rewards::{ClaimedReward, RewardPlan, RewardRow, VoidRequest, Voided};
@@ -116,6 +117,8 @@ pub struct Store {
     group: Option<group_commit::GroupCommit>,
     /// Runs concurrent metering debits as one query per batch (see [`debits`]).
     debits: debits::DebitBatcher,
+    /// Writes concurrent clicks as one query per batch (see [`clicks`]).
+    clicks: clicks::ClickBatcher,
 }
 
 impl Store {
@@ -126,7 +129,8 @@ impl Store {
             let (write, read) = sqlite::connect(url).await?;
             let group = group_commit::GroupCommit::start(write.clone());
             Ok(Self {
-                debits: debits::DebitBatcher::start(write.clone(), Dialect::Sqlite),
+                debits: debits::start(write.clone(), Dialect::Sqlite),
+                clicks: clicks::start(write.clone(), Dialect::Sqlite),
                 group: Some(group),
                 write,
                 read,
@@ -135,7 +139,8 @@ impl Store {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = postgres::connect(url).await?;
             Ok(Self {
-                debits: debits::DebitBatcher::start(pool.clone(), Dialect::Postgres),
+                debits: debits::start(pool.clone(), Dialect::Postgres),
+                clicks: clicks::start(pool.clone(), Dialect::Postgres),
                 write: pool.clone(),
                 read: pool,
                 dialect: Dialect::Postgres,
