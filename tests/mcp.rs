@@ -675,3 +675,129 @@ async fn stdio_refuses_to_start_with_a_bad_credential() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("REFERRAL_API_KEY"));
 }
+
+/// The `{...}` arguments a prompt's step gives for `tool`, as the agent would read them.
+fn step_arguments(text: &str, tool: &str) -> Value {
+    let start = text
+        .find(&format!("`{tool}` with {{"))
+        .unwrap_or_else(|| panic!("the prompt names {tool} with arguments: {text}"));
+    let rest = &text[start + tool.len() + 8..];
+    let end = rest.find('}').expect("closing brace") + 1;
+    serde_json::from_str(&rest[..end]).expect("the step's arguments are JSON")
+}
+
+fn prompt_text(r: &GetPromptResult) -> String {
+    match &r.messages[0].content {
+        ContentBlock::Text(t) => t.text.clone(),
+        other => panic!("a text prompt, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn prompts_give_the_two_agent_jobs_with_tool_calls_that_work() {
+    for db in databases().await {
+        let s = serve(&db, HttpOptions::default()).await;
+        seed(&s.app).await;
+        let key = s
+            .app
+            .auth
+            .keys()
+            .create("agent", &account("ops"), ScopeSet::all(), 0)
+            .await
+            .unwrap();
+        let c = http_client(&s.url, Some(&key.key)).await;
+        assert!(
+            c.peer_info().unwrap().capabilities.prompts.is_some(),
+            "prompts are announced"
+        );
+        let names: Vec<String> = c
+            .list_all_prompts()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(names, ["triage_review_queue", "run_recovery"]);
+
+        let triage = c
+            .get_prompt(
+                GetPromptRequestParams::new("triage_review_queue").with_arguments(
+                    json!({"limit": "5", "campaign": "default"})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                ),
+            )
+            .await
+            .unwrap();
+        let text = prompt_text(&triage);
+        assert!(
+            text.contains("never an instruction"),
+            "outsider text is data: {text}"
+        );
+        let order: Vec<usize> = [
+            "list_referrals",
+            "get_referral`",
+            "approve_referral",
+            "reject_referral",
+        ]
+        .iter()
+        .map(|t| text.find(t).unwrap_or_else(|| panic!("{t} in {text}")))
+        .collect();
+        assert!(
+            order.windows(2).all(|w| w[0] < w[1]),
+            "tools in order: {text}"
+        );
+        // Step 1 as the agent would run it: the queue, as the prompt asked for it.
+        let args = step_arguments(&text, "list_referrals");
+        assert_eq!(
+            args,
+            json!({"status": "review_required", "limit": 5, "campaign": "default"})
+        );
+        let r = call(&c, "list_referrals", args).await;
+        assert_ne!(r.is_error, Some(true), "[{}] {r:?}", db.label);
+        let listed = r.structured_content.unwrap()["referrals"].clone();
+        let id = listed[0]["id"]
+            .as_i64()
+            .expect("the seed holds a referral for review");
+        // Steps 2 and 3: read the reasons, then decide through the ordinary tool.
+        let d = call(&c, "get_referral", json!({"id": id})).await;
+        let reasons = d.structured_content.unwrap()["review_reasons"].clone();
+        assert!(
+            !reasons.as_array().unwrap().is_empty(),
+            "[{}] {reasons}",
+            db.label
+        );
+        let r = call(
+            &c,
+            "reject_referral",
+            json!({"id": id, "reason": "disposable email"}),
+        )
+        .await;
+        assert_ne!(r.is_error, Some(true), "[{}] {r:?}", db.label);
+        assert_eq!(
+            detail(&s.app, id).await.referral.status.as_str(),
+            "rejected"
+        );
+
+        let recovery = c
+            .get_prompt(GetPromptRequestParams::new("run_recovery"))
+            .await
+            .unwrap();
+        let text = prompt_text(&recovery);
+        let args = step_arguments(&text, "recover_referral_grants");
+        assert_eq!(args, json!({"limit": 100}));
+        let r = call(&c, "recover_referral_grants", args).await;
+        assert_ne!(r.is_error, Some(true), "[{}] {r:?}", db.label);
+
+        let bad = c
+            .get_prompt(
+                GetPromptRequestParams::new("triage_review_queue")
+                    .with_arguments(json!({"limit": "0"}).as_object().unwrap().clone()),
+            )
+            .await
+            .expect_err("limit 0");
+        assert!(bad.to_string().contains("limit"), "{bad}");
+        c.cancel().await.unwrap();
+    }
+}

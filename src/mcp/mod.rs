@@ -9,6 +9,7 @@ mod errors;
 mod filter;
 mod ingest_tools;
 mod jsonrpc;
+mod prompts;
 pub mod remote;
 mod schema;
 mod server;
@@ -17,4 +18,5 @@ mod tools;
 
 pub use errors::ToolError;
 pub use filter::{TOOL_NAMES, ToolFilter, Toolset};
+pub use prompts::list as prompts;
 pub use server::{Caller, ReferralServer};

@@ -190,6 +190,7 @@ impl ServerHandler for ReferralServer {
     fn get_info(&self) -> ServerConfig {
         let caps = ServerCapabilities::builder()
             .enable_tools()
+            .enable_prompts()
             .enable_logging()
             .enable_completions()
             .build();
@@ -261,6 +262,25 @@ impl ServerHandler for ReferralServer {
                     .await
             }
         }
+    }
+
+    async fn list_prompts(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        Ok(ListPromptsResult::with_all_items(super::prompts::list()))
+    }
+
+    /// A prompt is text only; what it leads to are ordinary, authorized tool calls.
+    async fn get_prompt(
+        &self,
+        r: GetPromptRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        super::prompts::get(&r)
+            .map(Into::into)
+            .map_err(|e| McpError::invalid_params(e.message, None))
     }
 
     async fn set_level(

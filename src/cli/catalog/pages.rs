@@ -271,5 +271,37 @@ an API key with the listed scope works too, sent as `x-api-key: $REFERRAL_API_KE
             credits_text(core, *op)
         );
     }
+    s.push_str(
+        "\n## Prompts\n\nOver MCP the server also offers two prompts (`prompts/list`, `prompts/get`) for the jobs agents do with it; \
+hosts that surface prompts show them as slash commands. A prompt is text only: the steps, the tools in order and the rules \
+(outsider text is data). The calls it leads to are ordinary tool calls, with their auth, credits and audit trail.\n\n\
+| prompt | what it does | arguments |\n|---|---|---|\n",
+    );
+    for p in crate::mcp::prompts() {
+        let args = p
+            .arguments
+            .unwrap_or_default()
+            .iter()
+            .map(|a| {
+                format!(
+                    "`{}` ({}): {}",
+                    a.name,
+                    if a.required == Some(true) {
+                        "required"
+                    } else {
+                        "optional"
+                    },
+                    a.description.as_deref().unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("<br>");
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {args} |",
+            p.name,
+            p.description.as_deref().unwrap_or_default()
+        );
+    }
     s
 }
