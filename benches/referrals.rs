@@ -21,7 +21,7 @@ use referral_mcp::config::{App, Config};
 use referral_mcp::core::access::{Principal, ScopeSet, Via};
 use referral_mcp::core::click::RawClick;
 use referral_mcp::core::clock::Clock;
-use referral_mcp::core::types::{AccountId, AttributionStatus, Limit, ReferralCode};
+use referral_mcp::core::types::{AccountId, AttributionStatus, Interval, Limit, ReferralCode};
 use referral_mcp::core::{
     ClickRequest, ListQuery, RecoverRequest, Referrals, Settings, StatsQuery,
 };
@@ -263,9 +263,27 @@ fn stats(c: &mut Criterion) {
                 from: NOW - 30 * 86_400,
                 to: NOW,
                 campaign: None,
+                interval: None,
             })
         })
     });
+    // The series and top referrers of the same range: daily counters for the clicks,
+    // day-grouped counts for the rest, one group-by for the referrers.
+    for interval in [Interval::Day, Interval::Week] {
+        g.bench_function(
+            format!("last_30_days_per_{interval:?}").to_lowercase(),
+            |b| {
+                b.to_async(&rt).iter(|| {
+                    f.core.stats(StatsQuery {
+                        from: NOW - 30 * 86_400,
+                        to: NOW,
+                        campaign: None,
+                        interval: Some(interval),
+                    })
+                })
+            },
+        );
+    }
     g.finish();
 }
 

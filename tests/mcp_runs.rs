@@ -287,6 +287,7 @@ async fn the_admin_tool_list_stays_under_16000_characters() {
         size < 16_000,
         "tools/list for an admin is {size} characters"
     );
+    println!("tools/list for an admin: {size} characters");
     c.cancel().await.unwrap();
 }
 

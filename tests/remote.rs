@@ -114,6 +114,10 @@ async fn remote_mode_gives_the_same_answers_as_local_mode() {
                 "get_referral_stats",
                 json!({"from": "2020-01-01", "to": "2030-01-01"}),
             ),
+            (
+                "get_referral_stats",
+                json!({"from": "2026-01-01", "to": "2026-12-31", "interval": "month", "chart": true}),
+            ),
             ("approve_referral", json!({"id": rewarded})),
             (
                 "reject_referral",
@@ -127,6 +131,19 @@ async fn remote_mode_gives_the_same_answers_as_local_mode() {
             let l = call(&local, name, a.clone()).await;
             let r = call(&remote, name, a.clone()).await;
             assert_eq!(summary(&r), summary(&l), "[{}] {name} {a}", db.label);
+            let images = |x: &CallToolResult| {
+                x.content
+                    .iter()
+                    .filter(|c| matches!(c, ContentBlock::Image(i) if i.mime_type == "image/png"))
+                    .count()
+            };
+            let want = usize::from(a.get("chart").is_some());
+            assert_eq!(
+                (images(&l), images(&r)),
+                (want, want),
+                "[{}] {name} {a}",
+                db.label
+            );
         }
 
         // A change made through remote mode lands in the deployment's database.

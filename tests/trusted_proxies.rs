@@ -44,6 +44,7 @@ async fn unique_clicks(s: &Served) -> i64 {
         from: 0,
         to: 4_000_000_000,
         campaign: None,
+        interval: None,
     };
     s.app.core.stats(q).await.unwrap().clicks.unique
 }

@@ -5,7 +5,7 @@
 use rmcp::schemars::{self, JsonSchema};
 use serde::Deserialize;
 
-use crate::core::types::{AttributionStatus, RewardStatus, Side};
+use crate::core::types::{AttributionStatus, Interval, RewardStatus, Side};
 
 pub use super::campaign_args::*;
 
@@ -21,7 +21,7 @@ pub struct ListReferralsArgs {
     /// Campaign id, e.g. `default`.
     #[schemars(pattern(r"^[a-z0-9_-]{1,40}$"))]
     pub campaign: Option<String>,
-    /// true: only those with a reward not yet granted (pending, held, failed); false: only those without.
+    /// true: a reward not yet granted (pending, held, failed); false: none.
     pub pending_grant: Option<bool>,
     /// Only those with a reward in this status (held: holding period; failed: needs recover; conflict: needs an operator).
     pub reward_status: Option<RewardStatus>,
@@ -92,6 +92,10 @@ pub struct StatsArgs {
     /// Campaign id.
     #[schemars(pattern(r"^[a-z0-9_-]{1,40}$"))]
     pub campaign: Option<String>,
+    /// Adds a series per day, week or month, and top referrers.
+    pub interval: Option<Interval>,
+    /// With interval: also a PNG chart.
+    pub chart: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -279,12 +283,24 @@ impl RecoverArgs {
 
 impl StatsArgs {
     pub fn parse(self, now: i64) -> Result<StatsQuery, Error> {
+        if self.chart == Some(true) && self.interval.is_none() {
+            return Err(Error::Invalid {
+                field: "chart",
+                message: "a chart draws the series: give an interval (day, week or month)".into(),
+            });
+        }
         StatsQuery::parse(
             self.from.as_deref(),
             self.to.as_deref(),
             campaign(self.campaign)?,
             now,
-        )
+        )?
+        .with_interval(self.interval)
+    }
+
+    /// Whether the caller asked for the chart (see `api::chart`).
+    pub fn wants_chart(&self) -> bool {
+        self.chart == Some(true)
     }
 }
 

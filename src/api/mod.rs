@@ -10,6 +10,7 @@
 pub mod args;
 pub mod caller;
 mod campaign_args;
+pub mod chart;
 pub mod cors;
 pub mod edge;
 pub mod endpoints;

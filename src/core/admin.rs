@@ -7,15 +7,18 @@ use super::grants::cap_rule;
 use super::text::SafeText;
 use super::transitions::{self, Refusal};
 use super::types::{
-    AccountId, AttributionId, AttributionStatus, CampaignId, Cursor, Limit, RewardStatus, Side,
+    AccountId, AttributionId, AttributionStatus, CampaignId, Cursor, Interval, Limit, RewardStatus,
+    Side, day_label,
 };
 use super::views::{
     ClickCountsView, ConversionRates, CountCredits, ReferralDetail, ReferralPage, ReferralView,
-    ReviewCounts, RewardStates, StatsView, audit_view, reason_view, referral_view,
+    ReviewCounts, RewardStates, StatsBucket, StatsView, TopReferrer, audit_view, reason_view,
+    referral_view,
 };
 use super::{Referrals, Result};
 use crate::store::{
-    Applied, AttributionRow, Change, ListFilter, RewardRow, StatusChange, VoidRequest, Voided,
+    Applied, AttributionRow, Change, DayFigures, ListFilter, RewardRow, StatusChange, VoidRequest,
+    Voided,
 };
 
 /// Filters of `list_referrals`.
@@ -66,7 +69,15 @@ pub struct StatsQuery {
     pub from: i64,
     pub to: i64,
     pub campaign: Option<CampaignId>,
+    /// Also a series in buckets of this size, and the top referrers of the range.
+    pub interval: Option<Interval>,
 }
+
+/// Most buckets a series may have (a day's buckets over a year and a month).
+pub const MAX_BUCKETS: usize = 400;
+
+/// Referrers listed with a series.
+const TOP_REFERRERS: i64 = 10;
 
 impl StatsQuery {
     /// Parses `YYYY-MM-DD` dates (both inclusive) or RFC 3339 instants; defaults to the
@@ -97,7 +108,66 @@ impl StatsQuery {
                 message: "the range may span at most three years".into(),
             });
         }
-        Ok(Self { from, to, campaign })
+        Ok(Self {
+            from,
+            to,
+            campaign,
+            interval: None,
+        })
+    }
+
+    /// Asks for a series too; refused when it would have more than [`MAX_BUCKETS`].
+    pub fn with_interval(mut self, interval: Option<Interval>) -> Result<Self> {
+        if let Some(i) = interval {
+            let n = self.buckets(i).len();
+            if n > MAX_BUCKETS {
+                return Err(Error::Invalid {
+                    field: "interval",
+                    message: format!(
+                        "{n} buckets; at most {MAX_BUCKETS}: use a longer interval or a shorter range"
+                    ),
+                });
+            }
+        }
+        self.interval = interval;
+        Ok(self)
+    }
+
+    /// The first day of each bucket the range touches (the first and last may be
+    /// partial), in the days the click counters use.
+    fn buckets(&self, i: Interval) -> Vec<i64> {
+        let last = (self.to - 1).div_euclid(86_400);
+        let mut out = Vec::new();
+        let mut b = i.bucket_of(self.from.div_euclid(86_400));
+        while b <= last && out.len() <= MAX_BUCKETS {
+            out.push(b);
+            b = i.next(b);
+        }
+        out
+    }
+
+    /// Adds the days up into buckets, empty buckets included (a chart stays continuous).
+    fn series(&self, i: Interval, days: &[DayFigures]) -> Vec<StatsBucket> {
+        let starts = self.buckets(i);
+        let mut out: Vec<StatsBucket> = starts
+            .iter()
+            .map(|&d| StatsBucket {
+                start: day_label(d),
+                ..Default::default()
+            })
+            .collect();
+        for f in days {
+            let Some(k) = starts.iter().rposition(|&s| s <= f.day) else {
+                continue;
+            };
+            let b = &mut out[k];
+            b.clicks += f.clicks;
+            b.unique_clicks += f.unique_clicks;
+            b.signups += f.signups;
+            b.qualified += f.qualified;
+            b.rewarded_credits += f.rewarded_credits;
+        }
+        out
     }
 }
 
@@ -332,7 +402,31 @@ impl Referrals {
                 ((a as f64 / b as f64) * 10_000.0).round() / 10_000.0
             }
         };
+        let (series, top_referrers) = match q.interval {
+            Some(i) => {
+                let campaign = q.campaign.as_ref().map(CampaignId::as_str);
+                let (days, top) = tokio::try_join!(
+                    self.store.daily_figures(q.from, q.to, campaign),
+                    self.store
+                        .top_referrers(q.from, q.to, campaign, TOP_REFERRERS),
+                )?;
+                let top = top
+                    .into_iter()
+                    .map(|t| TopReferrer {
+                        account: t.account,
+                        signups: t.signups,
+                        qualified: t.qualified,
+                        rewarded_credits: t.rewarded_credits,
+                    })
+                    .collect();
+                (Some(q.series(i, &days)), Some(top))
+            }
+            None => (None, None),
+        };
         Ok(StatsView {
+            interval: q.interval,
+            series,
+            top_referrers,
             from: rfc3339(q.from),
             to: rfc3339(q.to),
             campaign: q.campaign.map(String::from),

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use chrono::Datelike;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -355,5 +356,101 @@ mod tests {
         assert_eq!(Limit::parse("limit", 100, 100).unwrap().get(), 100);
         assert!(AttributionId::parse("id", 0).is_err());
         assert!(AccountId::parse("account", "a b").is_err());
+    }
+}
+
+/// The bucket size of a stats series: UTC calendar days, ISO weeks (from Monday) or
+/// calendar months.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Interval {
+    Day,
+    Week,
+    Month,
+}
+
+impl Interval {
+    /// The first day (days since 1970-01-01) of the bucket holding `day`.
+    pub fn bucket_of(self, day: i64) -> i64 {
+        match self {
+            Interval::Day => day,
+            // 1970-01-01 was a Thursday: day 0 is 3 days after a Monday.
+            Interval::Week => day - (day + 3).rem_euclid(7),
+            Interval::Month => {
+                let date = date_of(day);
+                days_of(date.with_day(1).unwrap_or(date))
+            }
+        }
+    }
+
+    /// The first day of the bucket after the one starting on `start`.
+    pub fn next(self, start: i64) -> i64 {
+        match self {
+            Interval::Day => start + 1,
+            Interval::Week => start + 7,
+            Interval::Month => {
+                let d = date_of(start);
+                let (y, m) = if d.month() == 12 {
+                    (d.year() + 1, 1)
+                } else {
+                    (d.year(), d.month() + 1)
+                };
+                chrono::NaiveDate::from_ymd_opt(y, m, 1).map_or(start + 31, days_of)
+            }
+        }
+    }
+}
+
+fn date_of(day: i64) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp(day * 86_400, 0)
+        .map(|t| t.date_naive())
+        .unwrap_or_default()
+}
+
+fn days_of(d: chrono::NaiveDate) -> i64 {
+    d.and_hms_opt(0, 0, 0)
+        .map_or(0, |t| t.and_utc().timestamp().div_euclid(86_400))
+}
+
+/// `YYYY-MM-DD` of a day number.
+pub fn day_label(day: i64) -> String {
+    date_of(day).format("%Y-%m-%d").to_string()
+}
+
+#[cfg(test)]
+mod interval_tests {
+    use super::*;
+
+    fn day(s: &str) -> i64 {
+        days_of(chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap())
+    }
+
+    #[test]
+    fn buckets_start_on_the_day_the_monday_and_the_first_of_the_month() {
+        // 2026-11-26 is a Thursday.
+        let d = day("2026-11-26");
+        assert_eq!(day_label(Interval::Day.bucket_of(d)), "2026-11-26");
+        assert_eq!(day_label(Interval::Week.bucket_of(d)), "2026-11-23");
+        assert_eq!(
+            day_label(Interval::Week.bucket_of(day("2026-11-23"))),
+            "2026-11-23"
+        );
+        assert_eq!(
+            day_label(Interval::Week.bucket_of(day("2026-11-29"))),
+            "2026-11-23"
+        );
+        assert_eq!(day_label(Interval::Month.bucket_of(d)), "2026-11-01");
+        assert_eq!(
+            day_label(Interval::Month.next(day("2026-12-01"))),
+            "2027-01-01"
+        );
+        assert_eq!(
+            day_label(Interval::Month.next(day("2028-02-01"))),
+            "2028-03-01"
+        );
+        assert_eq!(
+            day_label(Interval::Week.next(day("2026-12-28"))),
+            "2027-01-04"
+        );
     }
 }

@@ -3,12 +3,12 @@
 //! E-mail addresses always leave the core masked; outsider text is already cleaned.
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::clock::rfc3339;
 use super::text::mask_email;
 use super::types::{
-    AttributionModel, AttributionStatus, CapPeriod, ReviewReason, RewardStatus, Side,
+    AttributionModel, AttributionStatus, CapPeriod, Interval, ReviewReason, RewardStatus, Side,
 };
 use crate::store::{AttributionRow, AuditRow, ReasonRow, RewardRow};
 
@@ -139,7 +139,7 @@ pub struct RecoverReport {
     pub cancelled: bool,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct ClickCountsView {
     pub total: i64,
     /// Excludes bots and repeat clicks of one visitor on one code within an hour.
@@ -147,13 +147,13 @@ pub struct ClickCountsView {
     pub bots: i64,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 pub struct CountCredits {
     pub count: i64,
     pub credits: i64,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 pub struct RewardStates {
     pub held: CountCredits,
     pub failed: CountCredits,
@@ -161,14 +161,14 @@ pub struct RewardStates {
     pub voided: CountCredits,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct ReviewCounts {
     pub pending: i64,
     pub approved: i64,
     pub rejected: i64,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct ConversionRates {
     /// Attributed signups per unique click (0 when there were no unique clicks).
     pub signup_per_unique_click: f64,
@@ -176,8 +176,9 @@ pub struct ConversionRates {
     pub qualified_per_signup: f64,
 }
 
-/// The referral funnel over a date range.
-#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+/// The referral funnel over a date range. (Deserialize: remote mode draws the chart
+/// from the deployment's JSON.)
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct StatsView {
     pub from: String,
     pub to: String,
@@ -194,6 +195,34 @@ pub struct StatsView {
     pub rewards: RewardStates,
     pub review: ReviewCounts,
     pub conversion: ConversionRates,
+    /// With `interval`: the bucket size of `series`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+    /// With `interval`: the funnel per bucket, oldest first, empty buckets included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series: Option<Vec<StatsBucket>>,
+    /// With `interval`: the referrers with the most signups in the range.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_referrers: Option<Vec<TopReferrer>>,
+}
+
+/// One bucket of a stats series; `start` is its first day (UTC).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct StatsBucket {
+    pub start: String,
+    pub clicks: i64,
+    pub unique_clicks: i64,
+    pub signups: i64,
+    pub qualified: i64,
+    pub rewarded_credits: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct TopReferrer {
+    pub account: String,
+    pub signups: i64,
+    pub qualified: i64,
+    pub rewarded_credits: i64,
 }
 
 /// A recorded click.

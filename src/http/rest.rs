@@ -304,14 +304,28 @@ async fn recover(
     )
 }
 
-async fn stats(State(st): State<HttpState>, auth: Auth, q: Q<StatsArgs>) -> Reply<StatsView> {
+/// JSON, or with `chart=true` the series drawn as `image/png` (the same picture the MCP
+/// tool adds to its answer).
+async fn stats(
+    State(st): State<HttpState>,
+    auth: Auth,
+    q: Q<StatsArgs>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let op = Operation::GetStats;
     let p = auth.allow(op)?;
     let now = st.app.core.clock().now();
-    reply(
+    let chart = q.0.wants_chart();
+    let view = reply(
         op,
         async { st.app.core.get_stats(p, q.0.parse(now)?).await }.await,
-    )
+    )?;
+    if !chart {
+        return Ok(view.into_response());
+    }
+    let png = crate::api::chart::funnel_png(&view.0)
+        .map_err(|e| ApiError::during(op)(Error::internal(e)))?;
+    Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
 }
 
 /// The visitor's IP is the TCP peer's: behind a proxy, rate limits and unique counts are

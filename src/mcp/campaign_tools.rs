@@ -16,7 +16,7 @@ impl ReferralServer {
     #[tool(
         name = "list_campaigns",
         title = "List campaigns",
-        description = "Every campaign with its settings: credits per side, attribution window and model, cap per period, velocity threshold, active dates, holding period, refund policy. 1 credit; referrals:read or admin.",
+        description = "Every campaign with its settings: credits per side, attribution window and model, cap per period, velocity threshold, active dates, holding period, refund policy. 1 credit; referrals:read.",
         annotations(
             read_only_hint = true,
             destructive_hint = false,
@@ -37,7 +37,7 @@ impl ReferralServer {
     #[tool(
         name = "get_campaign",
         title = "Show a campaign",
-        description = "One campaign's settings and the audit trail of its changes (who, when, each field before and after). 1 credit; referrals:read or admin.",
+        description = "One campaign's settings and the audit trail of its changes (who, when, each field before and after). 1 credit; referrals:read.",
         annotations(
             read_only_hint = true,
             destructive_hint = false,
@@ -58,7 +58,7 @@ impl ReferralServer {
     #[tool(
         name = "create_campaign",
         title = "Create a campaign",
-        description = "Create a campaign; unnamed settings take their defaults. A taken id is a conflict. 1 credit; campaigns:manage or admin.",
+        description = "Create a campaign; unnamed settings take their defaults. A taken id is a conflict. 1 credit; campaigns:manage.",
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -83,7 +83,7 @@ impl ReferralServer {
     #[tool(
         name = "update_campaign",
         title = "Change a campaign",
-        description = "Change the named settings of a campaign; `clear` removes a cap or date. Applies to referrals from now on: rewards already created keep theirs. Audited. 1 credit; campaigns:manage or admin.",
+        description = "Change the named settings of a campaign; `clear` removes a cap or date. Applies to referrals from now on: rewards already created keep theirs. Audited. 1 credit; campaigns:manage.",
         annotations(
             read_only_hint = false,
             destructive_hint = false,

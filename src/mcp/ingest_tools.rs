@@ -17,7 +17,7 @@ impl ReferralServer {
     #[tool(
         name = "ingest_signup",
         title = "Record a signup",
-        description = "A new account signed up, with the click_id click capture returned or a referral code. Creates the account's own code and, if referred, the referral (held for review when a fraud signal fires). A replay changes nothing. 1 credit; referrals:ingest or admin.",
+        description = "A new account signed up, with the click_id click capture returned or a referral code. Creates the account's own code and, if referred, the referral (held for review when a fraud signal fires). A replay changes nothing. 1 credit; referrals:ingest.",
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -38,7 +38,7 @@ impl ReferralServer {
     #[tool(
         name = "ingest_qualification",
         title = "Record a qualifying event",
-        description = "A referred account qualified (e.g. first payment): its referral gets both rewards, granted now or after the campaign's holding period. A referral qualifies once. 1 credit; referrals:ingest or admin.",
+        description = "A referred account qualified (e.g. first payment): its referral gets both rewards, granted now or after the campaign's holding period. A referral qualifies once. 1 credit; referrals:ingest.",
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -61,7 +61,7 @@ impl ReferralServer {
     #[tool(
         name = "ingest_refund",
         title = "Record a refund",
-        description = "A referred account was refunded or charged back: if its campaign reverses on refund, rewards not yet granted are voided and granted ones taken back (exactly once; what was already spent is reported, balances never go negative). Safe to send twice. 1 credit; referrals:ingest or admin.",
+        description = "A referred account was refunded or charged back: if its campaign reverses on refund, rewards not yet granted are voided and granted ones taken back (exactly once; what was already spent is reported, balances never go negative). Safe to send twice. 1 credit; referrals:ingest.",
         annotations(
             read_only_hint = false,
             destructive_hint = true,

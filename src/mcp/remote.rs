@@ -136,10 +136,13 @@ impl RemoteApi {
         req: CallToolRequestParams,
         ct: &CancellationToken,
     ) -> CallToolResult {
-        let args = req.arguments.unwrap_or_default();
+        let mut args = req.arguments.unwrap_or_default();
         if let Err(e) = check_args(op, &args) {
             return e.result();
         }
+        // The deployment would answer a chart with image/png: ask for the JSON and draw
+        // the chart here, as a local server does.
+        let chart = op == Operation::GetStats && args.remove("chart") == Some(Value::Bool(true));
         let out = tokio::select! {
             r = self.call(op, &args) => r,
             _ = ct.cancelled() => return ToolError::new(
@@ -147,8 +150,35 @@ impl RemoteApi {
             ).result(),
         };
         match out {
+            Ok(v) if chart => with_chart(v),
             Ok(v) => CallToolResult::structured(v),
             Err(e) => ToolError::from(e).result(),
+        }
+    }
+}
+
+/// The stats answer with its series drawn as a PNG image block.
+fn with_chart(v: Value) -> CallToolResult {
+    use base64::Engine;
+    let png = serde_json::from_value::<crate::core::views::StatsView>(v.clone())
+        .map_err(|e| e.to_string())
+        .and_then(|view| crate::api::chart::funnel_png(&view).map_err(|e| e.to_string()));
+    match png {
+        Ok(png) => {
+            let mut r = CallToolResult::structured(v);
+            r.content.push(rmcp::model::ContentBlock::image(
+                base64::engine::general_purpose::STANDARD.encode(png),
+                "image/png",
+            ));
+            r
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "stats chart");
+            ToolError::new(
+                "internal",
+                "the chart could not be drawn; retry without chart",
+            )
+            .result()
         }
     }
 }

@@ -10,7 +10,8 @@ use rmcp::model::JsonObject;
 /// (`int64` says nothing `integer` does not) and so does `$schema` (2020-12 is MCP's
 /// default dialect); output schemas lose descriptions, `enum` lists (the status words
 /// are in the input schemas and the docs; every output repeated them) and the
-/// `required` lists of nested objects, and have their `$ref`s inlined
+/// `required` lists and `"type": "object"` of nested objects (their `properties` say
+/// it), and have their `$ref`s inlined
 /// (they describe data the tool returns; the tool description says what it means).
 /// Input schemas keep their property descriptions: they tell an agent what to send.
 /// Optional properties of both are not nullable (see [`not_null`]).
@@ -50,6 +51,10 @@ pub(super) fn compact(schema: &JsonObject, output: bool) -> JsonObject {
                     out.insert(k.clone(), go(v, defs, output, depth + 1));
                 }
                 not_null(&mut out);
+                // Nested output objects: `properties` already says it is an object.
+                if output && depth > 0 && out.contains_key("properties") {
+                    out.remove("type");
+                }
                 Value::Object(out)
             }
             Value::Array(a) => Value::Array(a.iter().map(|x| go(x, defs, output, depth)).collect()),

@@ -33,7 +33,7 @@ pub use clicks::{ClickLimit, ClickRow, ClickStored, NewClick};
 pub use keys::ApiKeyRow;
 pub use referrals::{AttributionRow, AuditRow, ListFilter, NewAttribution, ReasonRow};
 pub use rewards::{ClaimedReward, RewardPlan, RewardRow, VoidRequest, Voided};
-pub use stats::{ClickCounts, StatsRow};
+pub use stats::{ClickCounts, DayFigures, StatsRow, TopReferrerRow};
 pub use status_change::{Applied, Change, Current, StatusChange};
 
 /// A storage failure. Its text is for logs only; the core maps it to an internal error.

@@ -27,6 +27,35 @@ pub struct StatsRow {
     pub review_rejected: i64,
 }
 
+/// One UTC day of the funnel (see [`Store::daily_figures`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DayFigures {
+    /// Days since 1970-01-01.
+    pub day: i64,
+    pub clicks: i64,
+    pub unique_clicks: i64,
+    pub signups: i64,
+    pub qualified: i64,
+    pub rewarded_credits: i64,
+}
+
+impl DayFigures {
+    fn on(day: i64) -> Self {
+        Self {
+            day,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct TopReferrerRow {
+    pub account: String,
+    pub signups: i64,
+    pub qualified: i64,
+    pub rewarded_credits: i64,
+}
+
 impl Store {
     /// Figures for `[from, to)` (unix seconds), optionally for one campaign.
     pub async fn stats(&self, from: i64, to: i64, campaign: Option<&str>) -> Result<StatsRow> {
@@ -114,7 +143,7 @@ impl Store {
         ) = tokio::try_join!(
             q.fetch_one(&self.read),
             pair(format!(
-                "SELECT COUNT(*), 0 FROM attributions WHERE qualified_at >= $1 AND qualified_at < $2{}",
+                "SELECT COUNT(*), CAST(0 AS BIGINT) FROM attributions WHERE qualified_at >= $1 AND qualified_at < $2{}",
                 camp("", 3)
             )),
             pair(rewards(
@@ -133,6 +162,128 @@ impl Store {
             review_approved,
             review_rejected,
         })
+    }
+
+    /// The funnel per UTC day of `[from, to)`, for a series: only days with something in
+    /// them, in order. Clicks come from the daily counters (never the clicks table); the
+    /// rest are grouped by day from the same covering indexes as [`Store::stats`], so
+    /// the days add up to its totals.
+    pub async fn daily_figures(
+        &self,
+        from: i64,
+        to: i64,
+        campaign: Option<&str>,
+    ) -> Result<Vec<DayFigures>> {
+        let camp = |alias: &str, n: usize| match campaign {
+            Some(_) => format!(" AND {alias}campaign = ${n}"),
+            None => String::new(),
+        };
+        let days = |sql: String, from: i64, to: i64| {
+            let q = sqlx::query_as::<_, (i64, i64, i64)>(dynamic(sql))
+                .bind(from)
+                .bind(to);
+            let q = match campaign {
+                Some(c) => q.bind(c.to_owned()),
+                None => q,
+            };
+            q.fetch_all(&self.read)
+        };
+        let rewards_sql = match campaign {
+            Some(_) => format!(
+                "SELECT r.granted_at / 86400, CAST(COALESCE(SUM(r.credits), 0) AS BIGINT), CAST(0 AS BIGINT) FROM rewards r JOIN attributions a ON a.id = r.attribution_id
+                 WHERE r.status = 'granted' AND r.granted_at >= $1 AND r.granted_at < $2{} GROUP BY 1",
+                camp("a.", 3)
+            ),
+            None => "SELECT granted_at / 86400, CAST(COALESCE(SUM(credits), 0) AS BIGINT), CAST(0 AS BIGINT) FROM rewards
+                     WHERE status = 'granted' AND granted_at >= $1 AND granted_at < $2 GROUP BY 1"
+                .to_owned(),
+        };
+        let (clicks, signups, qualified, rewarded) = tokio::try_join!(
+            days(
+                format!(
+                    "SELECT day, CAST(SUM(total) AS BIGINT), CAST(SUM(unique_count) AS BIGINT) FROM click_daily
+                     WHERE day >= $1 AND day < $2{} GROUP BY day",
+                    camp("", 3)
+                ),
+                from.div_euclid(86_400),
+                (to + 86_399).div_euclid(86_400),
+            ),
+            days(
+                format!(
+                    "SELECT created_at / 86400, COUNT(*), CAST(0 AS BIGINT) FROM attributions WHERE created_at >= $1 AND created_at < $2{} GROUP BY 1",
+                    camp("", 3)
+                ),
+                from,
+                to,
+            ),
+            days(
+                format!(
+                    "SELECT qualified_at / 86400, COUNT(*), CAST(0 AS BIGINT) FROM attributions WHERE qualified_at >= $1 AND qualified_at < $2{} GROUP BY 1",
+                    camp("", 3)
+                ),
+                from,
+                to,
+            ),
+            days(rewards_sql, from, to),
+        )?;
+        let mut by_day: std::collections::BTreeMap<i64, DayFigures> = Default::default();
+        for (day, total, unique) in clicks {
+            let f = by_day.entry(day).or_insert_with(|| DayFigures::on(day));
+            f.clicks = total;
+            f.unique_clicks = unique;
+        }
+        for (day, n, _) in signups {
+            by_day
+                .entry(day)
+                .or_insert_with(|| DayFigures::on(day))
+                .signups = n;
+        }
+        for (day, n, _) in qualified {
+            by_day
+                .entry(day)
+                .or_insert_with(|| DayFigures::on(day))
+                .qualified = n;
+        }
+        for (day, credits, _) in rewarded {
+            by_day
+                .entry(day)
+                .or_insert_with(|| DayFigures::on(day))
+                .rewarded_credits = credits;
+        }
+        Ok(by_day.into_values().collect())
+    }
+
+    /// The referrers with the most attributed signups in `[from, to)`: their signups,
+    /// how many of those qualified, and the credits granted to them for those referrals.
+    pub async fn top_referrers(
+        &self,
+        from: i64,
+        to: i64,
+        campaign: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<TopReferrerRow>> {
+        let camp = match campaign {
+            Some(_) => " AND a.campaign = $4",
+            None => "",
+        };
+        let sql = format!(
+            "SELECT a.referrer_account AS account, COUNT(*) AS signups,
+                    CAST(COALESCE(SUM(CASE WHEN a.qualified_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS qualified,
+                    CAST(COALESCE(SUM(g.credits), 0) AS BIGINT) AS rewarded_credits
+             FROM attributions a
+             LEFT JOIN rewards g ON g.attribution_id = a.id AND g.side = 'referrer' AND g.status = 'granted'
+             WHERE a.created_at >= $1 AND a.created_at < $2{camp}
+             GROUP BY a.referrer_account ORDER BY signups DESC, account LIMIT $3"
+        );
+        let q = sqlx::query_as::<_, TopReferrerRow>(dynamic(sql))
+            .bind(from)
+            .bind(to)
+            .bind(limit);
+        let q = match campaign {
+            Some(c) => q.bind(c.to_owned()),
+            None => q,
+        };
+        Ok(q.fetch_all(&self.read).await?)
     }
 
     /// Per-referrer figures for the "invite friends" page.
