@@ -12,3 +12,4 @@ pub mod core;
 pub mod http;
 pub mod mcp;
 pub mod store;
+pub mod webhooks;

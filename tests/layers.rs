@@ -11,20 +11,24 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("core", &["store"]),
     ("auth", &["core", "store"]),
     ("billing", &["core", "store"]),
+    ("webhooks", &["core", "store"]),
     ("config", &["core", "store", "auth", "billing"]),
     ("api", &["core", "store", "auth"]),
     ("mcp", &["core", "store", "auth", "config", "api"]),
-    ("http", &["core", "store", "auth", "config", "api"]),
+    (
+        "http",
+        &["core", "store", "auth", "config", "api", "webhooks"],
+    ),
     (
         "cli",
         &[
-            "core", "store", "auth", "billing", "config", "api", "mcp", "http",
+            "core", "store", "auth", "billing", "config", "api", "mcp", "http", "webhooks",
         ],
     ),
 ];
 
 const MODULES: &[&str] = &[
-    "store", "core", "auth", "billing", "config", "api", "mcp", "http", "cli",
+    "store", "core", "auth", "billing", "webhooks", "config", "api", "mcp", "http", "cli",
 ];
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -17,6 +17,7 @@ pub mod listen;
 mod recover;
 mod serve;
 mod token;
+mod webhooks;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -76,6 +77,9 @@ pub enum Command {
     /// Operator corrections to rewards.
     #[command(subcommand)]
     Rewards(RewardsCommand),
+    /// Webhook endpoints and the delivery log.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
     /// Write the generated tool reference: DIR/schemas/ and DIR/tools/.
     Catalog {
         #[arg(long, default_value = ".")]
@@ -118,6 +122,7 @@ pub async fn run(global: &GlobalArgs, command: Command) -> Result<()> {
         Command::Ingest(event) => ingest::run(&app, event).await,
         Command::Campaigns(c) => campaigns::run(&app, c).await,
         Command::Rewards(c) => campaigns::rewards(&app, c).await,
+        Command::Webhooks(c) => webhooks::run(&app, c).await,
         Command::Serve(args) => serve::http(&app, &cfg, args).await,
         Command::Stdio(args) => serve::stdio(&app, args).await,
         // Handled above, before a database is opened.

@@ -65,6 +65,13 @@ pub struct ServeArgs {
     /// `recover` from a scheduler). Safe on every instance at once.
     #[arg(long, env = "REFERRAL_RECOVER_EVERY", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub recover_every: u64,
+    /// Send webhooks from this instance (every instance may: each delivery is claimed by
+    /// one); `--webhooks false` leaves them to others.
+    #[arg(long, env = "REFERRAL_WEBHOOKS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub webhooks: bool,
+    /// Seconds a webhook receiver has to answer an attempt.
+    #[arg(long, env = "REFERRAL_WEBHOOK_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub webhook_timeout: u64,
     /// Log every request (one line each, with its request id and status); by default
     /// only refused and failed ones are logged.
     #[arg(long, env = "REFERRAL_LOG_REQUESTS")]
@@ -123,6 +130,17 @@ pub(super) async fn http(app: &App, cfg: &Config, args: ServeArgs) -> Result<()>
         let core = app.core.clone();
         let (every, stop) = (secs(args.recover_every), shutdown.clone());
         tokio::spawn(async move { core.recover_periodically(every, &stop).await });
+    }
+    if args.webhooks {
+        let cfg = crate::webhooks::DispatchConfig {
+            timeout: secs(args.webhook_timeout),
+            lease: secs(args.webhook_timeout * 3 + 30),
+            ..Default::default()
+        };
+        let dispatcher = crate::webhooks::Dispatcher::new(app.store.clone(), cfg)
+            .context("webhook HTTP client")?;
+        let stop = shutdown.clone();
+        tokio::spawn(async move { dispatcher.run(stop).await });
     }
     eprintln!(
         "referral-mcp: MCP at http://{addr}/mcp, REST at http://{addr}/ (OpenAPI at /openapi.json; database {})",

@@ -187,6 +187,26 @@ pub fn authorize(principal: Option<&Principal>, op: Operation) -> Result<(), Err
     }
 }
 
+/// For management routes that are not operations (webhooks): an admin JWT, or an API
+/// key holding `scope`; `what` names the route in the refusal.
+pub fn authorize_scope(
+    principal: Option<&Principal>,
+    scope: Scope,
+    what: &str,
+) -> Result<(), Error> {
+    match principal {
+        None => Err(Error::Unauthenticated(format!(
+            "{what} needs an API key (x-api-key) or a bearer token"
+        ))),
+        Some(p) if p.effective_scopes().contains(scope) => Ok(()),
+        Some(p) => Err(Error::Forbidden(format!(
+            "{what} needs scope {} (or an admin token); this credential has [{}]",
+            scope.as_str(),
+            p.scopes
+        ))),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     Read,
@@ -194,15 +214,17 @@ pub enum Scope {
     Recover,
     Ingest,
     Campaigns,
+    Webhooks,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Scope::Read,
         Scope::Review,
         Scope::Recover,
         Scope::Ingest,
         Scope::Campaigns,
+        Scope::Webhooks,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -212,6 +234,7 @@ impl Scope {
             Scope::Recover => "referrals:recover",
             Scope::Ingest => "referrals:ingest",
             Scope::Campaigns => "campaigns:manage",
+            Scope::Webhooks => "webhooks:manage",
         }
     }
     fn bit(self) -> u8 {

@@ -21,6 +21,7 @@ use tower_http::trace::TraceLayer;
 pub mod error;
 pub mod openapi;
 pub mod rest;
+pub mod webhooks;
 
 use crate::api::caller::{REST_BODY_MAX, add_challenge, public_base};
 use crate::api::cors::{self, OriginList};
@@ -61,6 +62,7 @@ pub fn router(app: App, opts: RestOptions, mcp: Router) -> Router {
         &["retry-after", "x-request-id"],
     );
     let rest_router = rest::routes(click_cors)
+        .merge(webhooks::routes())
         .layer(axum::extract::DefaultBodyLimit::max(REST_BODY_MAX))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

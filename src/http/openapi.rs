@@ -96,6 +96,7 @@ pub fn document() -> Value {
         let output = (e.output)(&mut generator).to_value();
         pending.push((e, params, output));
     }
+    let webhooks = webhook_paths(&mut generator, &problem_ref);
     let defs = generator.take_definitions(true);
     for (e, params, output) in pending {
         let resolved = resolve(&defs, &params);
@@ -138,6 +139,12 @@ pub fn document() -> Value {
         let entry = paths.entry(e.path.to_owned()).or_insert_with(|| json!({}));
         entry[e.method.to_ascii_lowercase()] = operation;
     }
+    for (path, ops) in webhooks {
+        let entry = paths.entry(path).or_insert_with(|| json!({}));
+        for (method, op) in ops.as_object().into_iter().flatten() {
+            entry[method] = op.clone();
+        }
+    }
     json!({
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
@@ -157,6 +164,99 @@ pub fn document() -> Value {
             },
         },
     })
+}
+
+/// The webhook management routes (`http/webhooks.rs`): not operations, so not in
+/// [`ENDPOINTS`]; described here with the same generator.
+fn webhook_paths(g: &mut rmcp::schemars::SchemaGenerator, problem: &Value) -> Vec<(String, Value)> {
+    use crate::http::webhooks::{CreateWebhookArgs, DeliveriesArgs};
+    use crate::webhooks::{CreatedEndpoint, DeliveryView, EndpointView};
+    let security = json!([{ "apiKey": ["webhooks:manage"] }, { "bearerJwt": ["webhooks:manage"] }]);
+    let errors = |codes: &[u16]| -> Map<String, Value> {
+        codes
+            .iter()
+            .map(|c| {
+                (
+                    c.to_string(),
+                    json!({ "description": status_text(*c), "content": { "application/problem+json": { "schema": problem } } }),
+                )
+            })
+            .collect()
+    };
+    let op = |id: &str, summary: &str, ok: (&str, Value), codes: &[u16]| {
+        let mut responses = errors(codes);
+        responses.insert(ok.0.into(), ok.1);
+        json!({
+            "operationId": id, "summary": summary, "tags": ["webhooks"],
+            "description": "Webhook management: needs an admin JWT or an API key with `webhooks:manage`. Not charged; no MCP tool.",
+            "responses": responses, "security": security,
+        })
+    };
+    let json_of = |schema: Value| json!({ "description": "OK", "content": { "application/json": { "schema": schema } } });
+    let endpoints = g.subschema_for::<Vec<EndpointView>>().to_value();
+    let created = g.subschema_for::<CreatedEndpoint>().to_value();
+    let create_args = g.subschema_for::<CreateWebhookArgs>().to_value();
+    let deliveries = g.subschema_for::<Vec<DeliveryView>>().to_value();
+    let mut create = op(
+        "create_webhook",
+        "Register an endpoint; the answer holds its signing secret, shown this once",
+        (
+            "201",
+            json!({ "description": "Created", "content": { "application/json": { "schema": created } } }),
+        ),
+        &[400, 401, 403, 422, 503],
+    );
+    create["requestBody"] =
+        json!({ "required": true, "content": { "application/json": { "schema": create_args } } });
+    let mut log = op(
+        "list_webhook_deliveries",
+        "The delivery log, newest first",
+        ("200", json_of(deliveries)),
+        &[400, 401, 403, 422, 503],
+    );
+    log["parameters"] = json!([
+        { "name": "status", "in": "query", "required": false, "schema": { "enum": ["pending", "delivered", "dead"] } },
+        { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 500 } },
+    ]);
+    let _ = g.subschema_for::<DeliveriesArgs>();
+    let path_param = |name: &str, ty: &str| json!([{ "name": name, "in": "path", "required": true, "schema": { "type": ty } }]);
+    let mut disable = op(
+        "disable_webhook",
+        "Stop sending to an endpoint; its pending deliveries are dead-lettered",
+        ("204", json!({ "description": "Disabled" })),
+        &[401, 403, 404, 503],
+    );
+    disable["parameters"] = path_param("id", "string");
+    let mut replay = op(
+        "replay_webhook_delivery",
+        "Send a delivery again (same event id), whatever its status",
+        ("202", json!({ "description": "Queued" })),
+        &[401, 403, 404, 503],
+    );
+    replay["parameters"] = path_param("id", "integer");
+    vec![
+        (
+            "/admin/webhooks".into(),
+            json!({
+                "get": op("list_webhooks", "Every endpoint, without secrets", ("200", json_of(endpoints)), &[401, 403, 503]),
+                "post": create,
+            }),
+        ),
+        (
+            "/admin/webhooks/{id}/disable".into(),
+            json!({ "post": disable }),
+        ),
+        ("/admin/webhooks/deliveries".into(), json!({ "get": log })),
+        (
+            "/admin/webhooks/deliveries/replay-dead".into(),
+            json!({ "post": op("replay_dead_webhook_deliveries", "Send every dead-lettered delivery again",
+                ("200", json_of(json!({ "type": "object", "properties": { "replayed": { "type": "integer" } } }))), &[401, 403, 503]) }),
+        ),
+        (
+            "/admin/webhooks/deliveries/{id}/replay".into(),
+            json!({ "post": replay }),
+        ),
+    ]
 }
 
 /// The arguments' schema without `id` (which the path carries), inlined.

@@ -23,6 +23,7 @@ mod sqlite;
 mod stats;
 pub mod status;
 pub mod status_change;
+pub mod webhooks;
 
 use sqlx::AnyPool;
 use sqlx::{AssertSqlSafe, Row};
