@@ -132,8 +132,10 @@ try {
   await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
   const calls = await page.evaluate(() => window.__host.calls);
   const csp = await page.evaluate(() => window.__host.csp);
+  const conflictPill = await app.locator(`section.row[data-id="${conflictId}"] .status`).textContent();
+  const held = await app.locator("#status").textContent();
   const outcome = await app.locator(`section.row[data-id="${approveId}"] .outcome`).textContent();
-  console.log(JSON.stringify({ approved: approveId, conflicted: conflictId, outcome, conflict: conflictText, calls, csp, foreign, console: scriptErrors(consoleLines) }));
+  console.log(JSON.stringify({ approved: approveId, conflicted: conflictId, outcome, conflict: conflictText, conflictPill, held, rows: ids.length, calls, csp, foreign, console: scriptErrors(consoleLines) }));
 } catch (e) {
   await fail("browser test failed: " + (e && e.stack || e));
 }
