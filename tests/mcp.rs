@@ -801,3 +801,111 @@ async fn prompts_give_the_two_agent_jobs_with_tool_calls_that_work() {
         c.cancel().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn the_review_queue_app_is_a_ui_resource_linked_from_list_and_get_referral() {
+    let db = sqlite_db().await;
+    let s = serve(&db, HttpOptions::default()).await;
+    let admin = s.app.auth.jwt().mint(&account("ops"), true, 600).unwrap();
+    let c = http_client(&s.url, Some(&admin)).await;
+    assert!(
+        c.peer_info().unwrap().capabilities.resources.is_some(),
+        "resources are announced"
+    );
+    let uri = "ui://referral-mcp/review-queue";
+    let resources = c.list_all_resources().await.unwrap();
+    assert_eq!(resources.len(), 1, "{resources:?}");
+    assert_eq!(resources[0].uri, uri);
+    assert_eq!(
+        resources[0].mime_type.as_deref(),
+        Some("text/html;profile=mcp-app")
+    );
+
+    let read = c
+        .read_resource(ReadResourceRequestParams::new(uri))
+        .await
+        .unwrap();
+    let v = serde_json::to_value(&read.contents[0]).unwrap();
+    assert_eq!(v["uri"], uri);
+    assert_eq!(v["mimeType"], "text/html;profile=mcp-app");
+    let csp = &v["_meta"]["ui"]["csp"];
+    for k in ["connectDomains", "resourceDomains", "frameDomains"] {
+        assert_eq!(csp[k], json!([]), "no external {k}: {v}");
+    }
+    let html = v["text"].as_str().expect("HTML as text");
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(
+        html.contains("Content-Security-Policy") && html.contains("default-src 'none'"),
+        "the page declares its own strict CSP"
+    );
+    // Self-contained: nothing is fetched from anywhere, and data never goes through innerHTML.
+    let lower = html.to_ascii_lowercase();
+    for bad in [
+        "src=\"http",
+        "src='http",
+        "href=\"http",
+        "href='http",
+        "url(http",
+        "@import",
+        "<link",
+        "fetch(",
+        "xmlhttprequest",
+        "websocket",
+        "innerhtml",
+        "outerhtml",
+        "insertadjacenthtml",
+        "document.write",
+    ] {
+        assert!(!lower.contains(bad), "the page must not contain {bad}");
+    }
+    for needed in [
+        "ui/initialize",
+        "ui/notifications/initialized",
+        "ui/notifications/tool-result",
+        "tools/call",
+    ] {
+        assert!(html.contains(needed), "the page speaks {needed}");
+    }
+
+    let tools = c.list_all_tools().await.unwrap();
+    for t in &tools {
+        let linked = t
+            .meta
+            .as_ref()
+            .map(|m| json!(m.0)["ui"]["resourceUri"].clone());
+        if ["list_referrals", "get_referral"].contains(&t.name.as_ref()) {
+            assert_eq!(linked, Some(json!(uri)), "{} links the app", t.name);
+        } else {
+            assert_eq!(linked, None, "{} has no UI", t.name);
+        }
+    }
+
+    let missing = c
+        .read_resource(ReadResourceRequestParams::new("ui://referral-mcp/nope"))
+        .await
+        .expect_err("unknown resource");
+    assert!(missing.to_string().contains("nope"), "{missing}");
+    c.cancel().await.unwrap();
+
+    // A caller who may not list referrals is not shown the app.
+    let key = s
+        .app
+        .auth
+        .keys()
+        .create(
+            "ingest",
+            &account("ops"),
+            [Scope::Ingest].into_iter().collect(),
+            0,
+        )
+        .await
+        .unwrap();
+    let c = http_client(&s.url, Some(&key.key)).await;
+    assert!(c.list_all_resources().await.unwrap().is_empty());
+    assert!(
+        c.read_resource(ReadResourceRequestParams::new(uri))
+            .await
+            .is_err()
+    );
+    c.cancel().await.unwrap();
+}

@@ -4,6 +4,7 @@
 
 #![allow(deprecated)] // rmcp marks the logging API deprecated (SEP-2577); we still offer it.
 
+pub mod app;
 mod campaign_tools;
 mod errors;
 mod filter;

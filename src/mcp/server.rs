@@ -12,6 +12,7 @@ use rmcp::model::*;
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 
+use super::app;
 use super::errors::ToolError;
 use super::filter::{TOOL_NAMES, ToolFilter};
 use super::remote::RemoteApi;
@@ -87,6 +88,9 @@ fn listed_tools() -> &'static [Tool] {
             .map(|mut t| {
                 t.input_schema = Arc::new(compact(&t.input_schema, false));
                 t.output_schema = t.output_schema.map(|o| Arc::new(compact(&o, true)));
+                if app::LINKED_TOOLS.contains(&t.name.as_ref()) {
+                    t.meta = Some(app::tool_meta());
+                }
                 t
             })
             .collect();
@@ -160,6 +164,12 @@ impl ReferralServer {
         })
     }
 
+    /// The review-queue app is shown to a caller who sees a tool it renders.
+    fn app_visible(&self, ctx: &RequestContext<RoleServer>) -> bool {
+        let caller = self.caller(ctx);
+        caller.not_checked.is_none() && app::LINKED_TOOLS.iter().any(|t| self.visible(t, &caller))
+    }
+
     /// The local core. Tools only run locally: remote mode forwards in `call_tool`
     /// before any tool is reached.
     pub(super) fn core(&self) -> Result<&Referrals, ToolError> {
@@ -191,6 +201,7 @@ impl ServerHandler for ReferralServer {
         let caps = ServerCapabilities::builder()
             .enable_tools()
             .enable_prompts()
+            .enable_resources()
             .enable_logging()
             .enable_completions()
             .build();
@@ -281,6 +292,32 @@ impl ServerHandler for ReferralServer {
         super::prompts::get(&r)
             .map(Into::into)
             .map_err(|e| McpError::invalid_params(e.message, None))
+    }
+
+    /// The review-queue app, for callers who may see the tools it renders.
+    async fn list_resources(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let shown = self.app_visible(&ctx);
+        Ok(ListResourcesResult::with_all_items(
+            shown.then(app::resource).into_iter().collect(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        r: ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        match app::read(&r.uri).filter(|_| self.app_visible(&ctx)) {
+            Some(page) => Ok(page.into()),
+            None => Err(McpError::resource_not_found(
+                format!("no resource '{}'; resources/list names them", r.uri),
+                None,
+            )),
+        }
     }
 
     async fn set_level(

@@ -187,6 +187,16 @@ pub(super) fn page(
     let _ = writeln!(s, "| auth | {} |", auth_text(op));
     let _ = writeln!(s, "| credits | {} |", credits_text(core, op));
     let _ = writeln!(s, "| annotations | {} |", annotations(tool));
+    if let Some(uri) = tool
+        .meta
+        .as_ref()
+        .and_then(|m| m.get("ui")?.get("resourceUri")?.as_str())
+    {
+        let _ = writeln!(
+            s,
+            "| MCP App | `{uri}` (`_meta.ui.resourceUri`): the review queue, for hosts with the MCP Apps extension |"
+        );
+    }
     let _ = writeln!(
         s,
         "| schemas | [input](../schemas/{0}.input.json), [output](../schemas/{0}.output.json) |\n",
@@ -303,5 +313,13 @@ hosts that surface prompts show them as slash commands. A prompt is text only: t
             p.description.as_deref().unwrap_or_default()
         );
     }
+    let _ = write!(
+        s,
+        "\n## MCP App\n\nHosts with the MCP Apps extension (SEP-1865) render `list_referrals` and `get_referral` results with the \
+review queue, `{}` (`resources/list`, `resources/read`, MIME `{}`): held referrals, their review reasons, and Approve / Reject \
+buttons that make ordinary tool calls through the host, with their auth, credits and audit trail. Other hosts see only the tools.\n",
+        crate::mcp::app::URI,
+        crate::mcp::app::MIME
+    );
     s
 }
