@@ -112,6 +112,7 @@ fn fast() -> DispatchConfig {
         first_retry: Duration::ZERO,
         lease: Duration::from_secs(5),
         batch: 16,
+        ..Default::default()
     }
 }
 
@@ -435,6 +436,48 @@ async fn a_refused_change_writes_no_event() {
         let d = Dispatcher::new(t.store.clone(), fast()).unwrap();
         drain(&d, 3).await;
         assert!(r.attempts.lock().unwrap().is_empty(), "[{}]", db.label);
+    }
+}
+
+#[tokio::test]
+async fn settled_deliveries_are_pruned_and_pending_ones_kept() {
+    for db in databases().await {
+        let t = app(&db).await;
+        let (r, url) = receiver().await;
+        registered(&t, &url, "referral.attributed", &r).await;
+        let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
+        signup_via(&t.core, "bob", "bob@b.example", "203.0.113.2", &code).await;
+        let d = Dispatcher::new(t.store.clone(), fast()).unwrap();
+        drain(&d, 3).await;
+        r.mode.store(FAIL, Ordering::SeqCst);
+        signup_via(&t.core, "carl", "carl@c.example", "203.0.113.3", &code).await;
+        drain(&d, 1).await;
+        let later = chrono::Utc::now().timestamp() + 10;
+        assert_eq!(
+            t.store.prune_webhooks(later).await.unwrap(),
+            1,
+            "[{}]",
+            db.label
+        );
+        let w = Webhooks::new(t.store.clone());
+        assert!(
+            w.deliveries(Some("delivered"), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            w.deliveries(Some("pending"), 10).await.unwrap().len(),
+            1,
+            "[{}]",
+            db.label
+        );
+        assert_eq!(
+            outbox_rows(&db).await,
+            1,
+            "[{}] the pending event stays",
+            db.label
+        );
     }
 }
 

@@ -229,4 +229,26 @@ impl Store {
         .await?
         .rows_affected())
     }
+
+    /// Forgets what is settled: deliveries delivered or dead-lettered before `before`,
+    /// and events left with no delivery. Pending deliveries are never touched. How many
+    /// deliveries went.
+    pub async fn prune_webhooks(&self, before: i64) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "DELETE FROM webhook_deliveries WHERE status IN ('delivered', 'dead') AND COALESCE(delivered_at, next_attempt_at) < $1",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(
+            "DELETE FROM webhook_events WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.id)",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
 }

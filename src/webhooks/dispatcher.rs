@@ -32,6 +32,9 @@ pub struct DispatchConfig {
     pub lease: Duration,
     /// Deliveries sent at once.
     pub batch: i64,
+    /// Settled deliveries (delivered, dead) and their events are kept this long, then
+    /// pruned (checked once an hour).
+    pub keep: Duration,
 }
 
 impl Default for DispatchConfig {
@@ -43,6 +46,7 @@ impl Default for DispatchConfig {
             first_retry: Duration::from_secs(10),
             lease: Duration::from_secs(60),
             batch: 16,
+            keep: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -82,7 +86,15 @@ impl Dispatcher {
 
     /// Sends until `stop` is cancelled; the deliveries in flight finish first.
     pub async fn run(&self, stop: CancellationToken) {
+        let mut pruned_at = i64::MIN;
         while !stop.is_cancelled() {
+            if now() - pruned_at >= 3600 {
+                pruned_at = now();
+                let before = now() - self.cfg.keep.as_secs() as i64;
+                if let Err(e) = self.store.prune_webhooks(before).await {
+                    tracing::warn!(error = %e, "pruning settled webhook deliveries failed");
+                }
+            }
             let sent = match self.send_due().await {
                 Ok(n) => n,
                 Err(e) => {
