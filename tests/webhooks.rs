@@ -163,7 +163,7 @@ async fn every_lifecycle_change_arrives_signed_once_with_its_data() {
             )
             .await
             .unwrap();
-        let d = Dispatcher::new(t.store.clone(), fast()).unwrap();
+        let d = Dispatcher::new(t.store.clone(), fast());
         drain(&d, 20).await;
         assert_eq!(
             types(&r),
@@ -257,7 +257,7 @@ async fn an_endpoint_gets_only_its_event_types_and_nothing_is_written_without_on
         registered(&t, &url, "reward.granted", &r).await;
         qualify(&t.core, "yan").await;
         signup_via(&t.core, "xia", "xia@x.example", "203.0.113.21", &code).await;
-        let d = Dispatcher::new(t.store.clone(), fast()).unwrap();
+        let d = Dispatcher::new(t.store.clone(), fast());
         drain(&d, 10).await;
         assert_eq!(
             types(&r),
@@ -280,7 +280,7 @@ async fn failing_hanging_and_slow_receivers_are_retried_dead_lettered_and_replay
         let t = app(&db).await;
         let (r, url) = receiver().await;
         let w = registered(&t, &url, "referral.attributed", &r).await;
-        let d = Dispatcher::new(t.store.clone(), fast()).unwrap();
+        let d = Dispatcher::new(t.store.clone(), fast());
         let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
 
         // Failing: three attempts (the same event id each time), then dead-lettered.
@@ -367,8 +367,8 @@ async fn two_dispatchers_on_one_database_send_each_event_once() {
         // Two instances, each with its own store (pool) and dispatcher, at once.
         let other = Store::connect(&db.url).await.unwrap();
         let (a, b) = (
-            Dispatcher::new(t.store.clone(), DispatchConfig { batch: 4, ..fast() }).unwrap(),
-            Dispatcher::new(other, DispatchConfig { batch: 4, ..fast() }).unwrap(),
+            Dispatcher::new(t.store.clone(), DispatchConfig { batch: 4, ..fast() }),
+            Dispatcher::new(other, DispatchConfig { batch: 4, ..fast() }),
         );
         let (x, y) = tokio::join!(drain(&a, 50), drain(&b, 50));
         let _ = (x, y);
@@ -399,7 +399,7 @@ async fn a_delivery_claimed_by_a_process_that_died_is_sent_after_its_lease() {
         let now = chrono::Utc::now().timestamp();
         let claimed = t.store.claim_webhook_deliveries(now, 1, 10).await.unwrap();
         assert_eq!(claimed.len(), 1, "[{}] due at once", db.label);
-        let d = Dispatcher::new(t.store.clone(), fast()).unwrap();
+        let d = Dispatcher::new(t.store.clone(), fast());
         drain(&d, 2).await;
         assert!(
             r.attempts.lock().unwrap().is_empty(),
@@ -433,7 +433,7 @@ async fn a_refused_change_writes_no_event() {
             .await
             .expect_err("not in review");
         assert_eq!(e.code(), "conflict");
-        let d = Dispatcher::new(t.store.clone(), fast()).unwrap();
+        let d = Dispatcher::new(t.store.clone(), fast());
         drain(&d, 3).await;
         assert!(r.attempts.lock().unwrap().is_empty(), "[{}]", db.label);
     }
@@ -447,7 +447,7 @@ async fn settled_deliveries_are_pruned_and_pending_ones_kept() {
         registered(&t, &url, "referral.attributed", &r).await;
         let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
         signup_via(&t.core, "bob", "bob@b.example", "203.0.113.2", &code).await;
-        let d = Dispatcher::new(t.store.clone(), fast()).unwrap();
+        let d = Dispatcher::new(t.store.clone(), fast());
         drain(&d, 3).await;
         r.mode.store(FAIL, Ordering::SeqCst);
         signup_via(&t.core, "carl", "carl@c.example", "203.0.113.3", &code).await;

@@ -137,8 +137,7 @@ pub(super) async fn http(app: &App, cfg: &Config, args: ServeArgs) -> Result<()>
             lease: secs(args.webhook_timeout * 3 + 30),
             ..Default::default()
         };
-        let dispatcher = crate::webhooks::Dispatcher::new(app.store.clone(), cfg)
-            .context("webhook HTTP client")?;
+        let dispatcher = crate::webhooks::Dispatcher::new(app.store.clone(), cfg);
         let stop = shutdown.clone();
         tokio::spawn(async move { dispatcher.run(stop).await });
     }

@@ -109,6 +109,17 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Whether any delivery is due (a cheap read before claiming).
+    pub async fn webhook_deliveries_due(&self, now: i64) -> Result<bool> {
+        Ok(sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 LIMIT 1) d",
+        )
+        .bind(now)
+        .fetch_one(&self.read)
+        .await?
+            > 0)
+    }
+
     /// Claims up to `limit` due deliveries for `lease` seconds, so that of several
     /// dispatchers (instances) exactly one sends each; a claim that is not finished
     /// (the process died) expires and the delivery is sent again.

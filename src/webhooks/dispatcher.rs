@@ -63,7 +63,9 @@ impl DispatchConfig {
 #[derive(Clone)]
 pub struct Dispatcher {
     store: Store,
-    http: reqwest::Client,
+    /// Built on the first delivery: a TLS client with its root certificates is ~2 MB,
+    /// which an instance with no webhooks should not carry.
+    http: std::sync::Arc<tokio::sync::OnceCell<reqwest::Client>>,
     cfg: DispatchConfig,
 }
 
@@ -72,16 +74,27 @@ fn now() -> i64 {
 }
 
 impl Dispatcher {
-    pub fn new(store: Store, cfg: DispatchConfig) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout)
-            // A receiver that moved must be re-registered: a redirect could send signed
-            // events somewhere the operator never chose.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("referral-mcp-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self { store, http, cfg })
+    pub fn new(store: Store, cfg: DispatchConfig) -> Self {
+        Self {
+            store,
+            http: Default::default(),
+            cfg,
+        }
+    }
+
+    async fn client(&self) -> Result<&reqwest::Client, reqwest::Error> {
+        self.http
+            .get_or_try_init(|| async {
+                reqwest::Client::builder()
+                    .timeout(self.cfg.timeout)
+                    .connect_timeout(self.cfg.timeout)
+                    // A receiver that moved must be re-registered: a redirect could send
+                    // signed events somewhere the operator never chose.
+                    .redirect(reqwest::redirect::Policy::none())
+                    .user_agent(concat!("referral-mcp-webhooks/", env!("CARGO_PKG_VERSION")))
+                    .build()
+            })
+            .await
     }
 
     /// Sends until `stop` is cancelled; the deliveries in flight finish first.
@@ -113,6 +126,10 @@ impl Dispatcher {
 
     /// Claims and sends one batch of due deliveries; how many were attempted.
     pub async fn send_due(&self) -> Result<usize, crate::store::StoreError> {
+        // A read first: an idle instance polls without taking the writer.
+        if !self.store.webhook_deliveries_due(now()).await? {
+            return Ok(0);
+        }
         let due = self
             .store
             .claim_webhook_deliveries(now(), self.cfg.lease.as_secs() as i64, self.cfg.batch)
@@ -149,8 +166,11 @@ impl Dispatcher {
         let Some(sig) = signature(&d.secret, &d.event_id, ts, &d.payload) else {
             return failed(None, "the endpoint's secret is not valid base64".into());
         };
-        let sent = self
-            .http
+        let http = match self.client().await {
+            Ok(c) => c,
+            Err(e) => return failed(None, format!("no HTTP client: {e}")),
+        };
+        let sent = http
             .post(&d.url)
             .header("content-type", "application/json")
             .header("webhook-id", &d.event_id)
