@@ -20,6 +20,11 @@
 //! - after recovery nothing is pending and no referral is left `qualified` (a referral
 //!   is `rewarded` once none of its rewards is pending or failed).
 //!
+//! - webhooks (an endpoint for every event, on a receiver in this process): every
+//!   acknowledged approval has its `referral.approved` event in the outbox (written in
+//!   the approval's transaction), and once the leases of the killed dispatchers lapse,
+//!   every event in the outbox reaches the receiver (at least once).
+//!
 //! The kill moments come from a seeded RNG (`CRASH_SEED` to replay one; the seed is
 //! printed). Claims of the killed process lapse after the 15 s grant lease, so each round
 //! waits for that before its recovery can finish: three rounds stay well under 90 s.
@@ -111,6 +116,8 @@ async fn start_server(db: &TestDb) -> Server {
         // Every click comes from 127.0.0.1; the limit is not what is tested here.
         .env("REFERRAL_PUBLIC_RATE_LIMIT", "1000000")
         .env("REFERRAL_LOG", "warn")
+        // Short attempts, so a killed dispatcher's claims lapse within seconds.
+        .env("REFERRAL_WEBHOOK_TIMEOUT", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -907,6 +914,7 @@ async fn kill_rounds(db: TestDb, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut all = Record::default();
     let mut keys = None;
+    let hooks = hook_receiver(&db).await;
     for round in 1..=ROUNDS {
         if let Some(k) = seed_round(&db, round).await {
             keys = Some(k);
@@ -1003,12 +1011,86 @@ async fn kill_rounds(db: TestDb, seed: u64) {
         server.child.start_kill().unwrap();
         server.child.wait().await.unwrap();
     }
+    check_webhooks(&db, &all, &hooks).await;
     let ok = |op: &str| all.tallies.get(op).map_or(0, |t| t.ok);
     assert!(
         !all.clicks.is_empty() && ok("list_referrals") + ok("get_referral") > 0,
         "{}: the load did nothing: {:?}",
         db.label,
         all.tallies
+    );
+}
+
+/// A receiver on port 0 for every event, registered on the database before the first
+/// round; collects the `webhook-id`s it is sent.
+async fn hook_receiver(db: &TestDb) -> Arc<Mutex<HashSet<String>>> {
+    let got: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/hooks",
+        axum::routing::post(move |h: axum::http::HeaderMap| {
+            let sink = sink.clone();
+            async move {
+                if let Some(id) = h.get("webhook-id").and_then(|v| v.to_str().ok()) {
+                    sink.lock().unwrap().insert(id.to_owned());
+                }
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let store = referral_mcp::store::Store::connect(&db.url).await.unwrap();
+    referral_mcp::webhooks::Webhooks::new(store)
+        .create(&url, "*")
+        .await
+        .unwrap();
+    got
+}
+
+async fn check_webhooks(db: &TestDb, all: &Record, got: &Arc<Mutex<HashSet<String>>>) {
+    let query = if db.label == "postgres" {
+        "SELECT CAST((payload::jsonb -> 'data' ->> 'referral_id') AS BIGINT) FROM webhook_events WHERE type = 'referral.approved'"
+    } else {
+        "SELECT CAST(json_extract(payload, '$.data.referral_id') AS BIGINT) FROM webhook_events WHERE type = 'referral.approved'"
+    };
+    let approved: HashSet<i64> = ids(db, query).await.into_iter().collect();
+    for id in &all.approvals {
+        assert!(
+            approved.contains(id),
+            "{}: approval of {id} has no event",
+            db.label
+        );
+    }
+    // The killed servers' claims lapse (attempt timeout 1 s: within seconds); then a
+    // dispatcher like the server's sends everything left.
+    let store = referral_mcp::store::Store::connect(&db.url).await.unwrap();
+    let d = referral_mcp::webhooks::Dispatcher::new(store, Default::default());
+    let events = strings(db, "SELECT id FROM webhook_events").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        d.send_due().await.unwrap();
+        let missing = events
+            .iter()
+            .filter(|e| !got.lock().unwrap().contains(*e))
+            .count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: {missing} of {} events never reached the receiver",
+            db.label,
+            events.len()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprintln!(
+        "{}: {} webhook events, all delivered ({} approvals with their event)",
+        db.label,
+        events.len(),
+        all.approvals.len()
     );
 }
 

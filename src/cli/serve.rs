@@ -134,7 +134,9 @@ pub(super) async fn http(app: &App, cfg: &Config, args: ServeArgs) -> Result<()>
     if args.webhooks {
         let cfg = crate::webhooks::DispatchConfig {
             timeout: secs(args.webhook_timeout),
-            lease: secs(args.webhook_timeout * 3 + 30),
+            // Longer than an attempt can take, so a slow one is not sent twice; short
+            // enough that a killed instance's claims lapse soon.
+            lease: secs(args.webhook_timeout * 2 + 5),
             ..Default::default()
         };
         let dispatcher = crate::webhooks::Dispatcher::new(app.store.clone(), cfg);
