@@ -133,6 +133,14 @@ async fn registered(t: &TestApp, url: &str, events: &str, r: &Receiver) -> Webho
     w
 }
 
+/// An app on `db`, a receiver, and an endpoint for `events` registered on it.
+async fn subscribed(db: &TestDb, events: &str) -> (TestApp, Receiver, Webhooks) {
+    let t = app(db).await;
+    let (r, url) = receiver().await;
+    let w = registered(&t, &url, events, &r).await;
+    (t, r, w)
+}
+
 fn types(r: &Receiver) -> Vec<String> {
     let mut t: Vec<String> = r
         .delivered
@@ -148,9 +156,7 @@ fn types(r: &Receiver) -> Vec<String> {
 #[tokio::test]
 async fn every_lifecycle_change_arrives_signed_once_with_its_data() {
     for db in databases().await {
-        let t = app(&db).await;
-        let (r, url) = receiver().await;
-        registered(&t, &url, "*", &r).await;
+        let (t, r, _) = subscribed(&db, "*").await;
         let held = seed(&TestAppRef(&t)).await;
         t.core
             .reject_as(
@@ -277,9 +283,7 @@ async fn an_endpoint_gets_only_its_event_types_and_nothing_is_written_without_on
 #[tokio::test]
 async fn failing_hanging_and_slow_receivers_are_retried_dead_lettered_and_replayed() {
     for db in databases().await {
-        let t = app(&db).await;
-        let (r, url) = receiver().await;
-        let w = registered(&t, &url, "referral.attributed", &r).await;
+        let (t, r, w) = subscribed(&db, "referral.attributed").await;
         let d = Dispatcher::new(t.store.clone(), fast());
         let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
 
@@ -350,9 +354,7 @@ async fn failing_hanging_and_slow_receivers_are_retried_dead_lettered_and_replay
 #[tokio::test]
 async fn two_dispatchers_on_one_database_send_each_event_once() {
     for db in databases().await {
-        let t = app(&db).await;
-        let (r, url) = receiver().await;
-        registered(&t, &url, "referral.attributed", &r).await;
+        let (t, r, _) = subscribed(&db, "referral.attributed").await;
         let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
         for n in 0..40 {
             signup_via(
@@ -389,9 +391,7 @@ async fn two_dispatchers_on_one_database_send_each_event_once() {
 #[tokio::test]
 async fn a_delivery_claimed_by_a_process_that_died_is_sent_after_its_lease() {
     for db in databases().await {
-        let t = app(&db).await;
-        let (r, url) = receiver().await;
-        registered(&t, &url, "referral.attributed", &r).await;
+        let (t, r, _) = subscribed(&db, "referral.attributed").await;
         let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
         signup_via(&t.core, "bob", "bob@b.example", "203.0.113.2", &code).await;
         // The change is committed; a dispatcher claims the delivery and dies before
@@ -420,9 +420,7 @@ async fn a_delivery_claimed_by_a_process_that_died_is_sent_after_its_lease() {
 #[tokio::test]
 async fn a_refused_change_writes_no_event() {
     for db in databases().await {
-        let t = app(&db).await;
-        let (r, url) = receiver().await;
-        registered(&t, &url, "referral.approved,referral.rejected", &r).await;
+        let (t, r, _) = subscribed(&db, "referral.approved,referral.rejected").await;
         let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
         let bob = signup_via(&t.core, "bob", "bob@b.example", "203.0.113.2", &code).await;
         let id = bob.referral.unwrap().id;
@@ -442,9 +440,7 @@ async fn a_refused_change_writes_no_event() {
 #[tokio::test]
 async fn settled_deliveries_are_pruned_and_pending_ones_kept() {
     for db in databases().await {
-        let t = app(&db).await;
-        let (r, url) = receiver().await;
-        registered(&t, &url, "referral.attributed", &r).await;
+        let (t, r, _) = subscribed(&db, "referral.attributed").await;
         let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
         signup_via(&t.core, "bob", "bob@b.example", "203.0.113.2", &code).await;
         let d = Dispatcher::new(t.store.clone(), fast());
