@@ -1,7 +1,10 @@
 //! The review queue MCP App in a real browser: the `serve --demo` binary, a host page with
 //! the official ext-apps host bridge (`tests/app_host/`, driven by playwright-core in
-//! headless Chromium), Approve clicked in the app, then the referral's status and audit
-//! trail checked over REST. Leaves a screenshot at `target/artifacts/review-queue.png`.
+//! headless Chromium), Approve clicked in the app, a conflict shown in its row, Reject
+//! clicked with a hostile reason typed into the inline field (markup with an `onerror`
+//! handler and a right-to-left override) that must come back as visible text and run
+//! nothing, then the referrals' status and audit trail checked over REST. Leaves a
+//! screenshot at `target/artifacts/review-queue.png`.
 //!
 //! Needs Chromium and the Node packages `.ci/app-host` installs into `target/app-host`.
 //! Without them it says why and passes, unless `REFERRAL_TEST_BROWSER` is set (CI sets
@@ -193,6 +196,63 @@ async fn approve_clicked_in_the_review_queue_app_approves_through_the_tools_with
     assert!(
         !other_trail.iter().any(|a| a["action"] == "approved"),
         "{other}"
+    );
+
+    // Rejected through the UI: the hostile reason stayed text in the page.
+    let rejected = report["rejected"].as_i64().unwrap();
+    let typed = report["reason"].as_str().unwrap();
+    assert!(
+        calls.iter().any(|c| c["name"] == "reject_referral"
+            && c["arguments"]["id"] == rejected
+            && c["arguments"]["reason"] == typed),
+        "the app sent the reason as typed: {report}"
+    );
+    // Stored as typed, less the bidi override the server drops from outsider text.
+    let stored: String = typed.chars().filter(|&c| c != '\u{202E}').collect();
+    assert!(stored.contains(r#"<img src=x onerror="window.__pwned=1">"#));
+    let hostile = &report["hostile"];
+    assert_eq!(hostile["pwned"], "undefined", "{report}");
+    assert_eq!(hostile["hostPwned"], "undefined", "{report}");
+    assert_eq!(hostile["imgs"], 0, "no <img> in the app: {report}");
+    assert_eq!(hostile["hostImgs"], 0, "{report}");
+    assert_eq!(hostile["text"], stored.as_str(), "shown as text: {report}");
+    assert_eq!(hostile["rendered"], stored.as_str(), "{report}");
+    assert_eq!(hostile["visible"], true, "{report}");
+    assert_eq!(hostile["bidiInDom"], false, "{report}");
+    assert!(
+        report["rejectOutcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("Rejected"),
+        "{report}"
+    );
+    assert!(
+        report["conflictDecision"]
+            .as_str()
+            .unwrap()
+            .contains("decided elsewhere (browser test)"),
+        "the conflict row says who decided and why: {report}"
+    );
+    let gone: Value = http
+        .get(format!("{base}/admin/referrals/{rejected}"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(gone["referral"]["status"], "rejected", "{gone}");
+    assert_eq!(gone["referral"]["review_decision"], "rejected", "{gone}");
+    assert!(
+        gone["audit_trail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "rejected"
+                && a["reason"] == stored.as_str()
+                && a["actor"].as_str().unwrap().contains("acct_ops")),
+        "the rejection and its reason are in the audit trail: {gone}"
     );
 
     let png = std::fs::metadata(&screenshot).expect("a screenshot was saved");

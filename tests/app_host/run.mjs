@@ -1,8 +1,10 @@
 // Browser test driver (run by tests/mcp_app_browser.rs): bundles host.js with esbuild,
 // serves the host page with an /mcp proxy to a running `referral-mcp serve`, opens it
 // in headless Chromium (playwright-core), approves the first held referral in the app,
-// checks that an error (a conflict) shows in its row, saves a screenshot and prints one
-// JSON line: {"approved": id, "conflicted": id, "calls": [...]}.
+// checks that an error (a conflict) shows in its row, rejects the third with a hostile
+// reason typed into the inline field (markup with an onerror handler and a right-to-left
+// override) and checks it is shown as text, saves a screenshot and prints one JSON line:
+// {"approved": id, "conflicted": id, "rejected": id, "reason": typed, "calls": [...]}.
 //
 // env: REFERRAL_BASE (server root), REFERRAL_API_KEY, CHROMIUM (executable),
 //      NODE_PATH_DIR (node_modules with the packages), SCREENSHOT (png path).
@@ -110,8 +112,8 @@ try {
   // Review reasons arrive through get_referral calls the app makes via the bridge.
   await app.locator("ul.reasons .reason-code").first().waitFor({ timeout: 20000 });
   const ids = await rows.evaluateAll((rs) => rs.map((r) => Number(r.dataset.id)));
-  if (ids.length < 2) await fail("expected at least two held referrals, got " + JSON.stringify(ids));
-  const [approveId, conflictId] = ids;
+  if (ids.length < 3) await fail("expected at least three held referrals, got " + JSON.stringify(ids));
+  const [approveId, conflictId, rejectId] = ids;
 
   // Someone else decides the second one first (over REST): the app must show the conflict.
   const rest = await fetch(`${base}/admin/referrals/${conflictId}/reject`, {
@@ -128,6 +130,47 @@ try {
   const conflictText = await app.locator(`section.row[data-id="${conflictId}"] .error`).textContent();
   if (!conflictText.startsWith("conflict")) await fail("expected a conflict in the row, got: " + conflictText);
 
+  // Reject through the UI with a hostile reason: markup that would run script if it were
+  // ever parsed as HTML, and a right-to-left override that would reorder what follows.
+  const marker = '<img src=x onerror="window.__pwned=1">';
+  const typed = marker + " same device \u202Eexe.tnemyap";
+  const rejectRow = app.locator(`section.row[data-id="${rejectId}"]`);
+  await rejectRow.locator("button.reject").click();
+  const reasonBox = rejectRow.locator('input[aria-label="Reject reason"]');
+  await reasonBox.waitFor({ timeout: 20000 });
+  await reasonBox.pressSequentially(typed);
+  const inField = await reasonBox.inputValue();
+  if (inField !== typed) await fail("the reason field holds " + JSON.stringify(inField));
+  await rejectRow.locator("button", { hasText: "Confirm reject" }).click();
+  await rejectRow.locator(".outcome.done").waitFor({ timeout: 20000 });
+  // The row re-renders with the decision read back from the audit trail.
+  const shown = rejectRow.locator(".decision .decision-reason");
+  await shown.waitFor({ timeout: 20000 });
+  await app.locator(`section.row[data-id="${conflictId}"] .decision .decision-reason`).waitFor({ timeout: 20000 });
+  await page.waitForTimeout(500); // time for an error event, had an <img> been made
+  const frame = await (await page.$("iframe#app")).contentFrame();
+  const hostile = await frame.evaluate((marker) => {
+    const q = document.querySelector(".row .decision-reason");
+    const rows = [...document.querySelectorAll("section.row")];
+    const reasonEls = rows.map((r) => r.querySelector(".decision-reason")).filter(Boolean);
+    const mine = reasonEls.find((e) => e.textContent.includes(marker));
+    const rect = mine && mine.getBoundingClientRect();
+    return {
+      pwned: typeof window.__pwned,
+      imgs: document.querySelectorAll("img").length,
+      text: mine ? mine.textContent : null,
+      visible: !!(rect && rect.width > 0 && rect.height > 0 && getComputedStyle(mine).visibility === "visible"),
+      bidiInDom: /[\u202A-\u202E\u2066-\u2069]/.test(document.body.textContent),
+      any: !!q,
+    };
+  }, marker);
+  hostile.hostPwned = await page.evaluate(() => typeof window.__pwned);
+  hostile.hostImgs = await page.evaluate(() => document.querySelectorAll("img").length);
+  hostile.rendered = await shown.textContent();
+  const rejectOutcome = await rejectRow.locator(".outcome").textContent();
+  const rejectDecision = await rejectRow.locator(".decision").textContent();
+  const conflictDecision = await app.locator(`section.row[data-id="${conflictId}"] .decision`).textContent();
+
   fs.mkdirSync(path.dirname(process.env.SCREENSHOT), { recursive: true });
   await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
   const calls = await page.evaluate(() => window.__host.calls);
@@ -135,7 +178,7 @@ try {
   const conflictPill = await app.locator(`section.row[data-id="${conflictId}"] .status`).textContent();
   const held = await app.locator("#status").textContent();
   const outcome = await app.locator(`section.row[data-id="${approveId}"] .outcome`).textContent();
-  console.log(JSON.stringify({ approved: approveId, conflicted: conflictId, outcome, conflict: conflictText, conflictPill, held, rows: ids.length, calls, csp, foreign, console: scriptErrors(consoleLines) }));
+  console.log(JSON.stringify({ approved: approveId, conflicted: conflictId, rejected: rejectId, reason: typed, hostile, rejectOutcome, rejectDecision, conflictDecision, outcome, conflict: conflictText, conflictPill, held, rows: ids.length, calls, csp, foreign, console: scriptErrors(consoleLines) }));
 } catch (e) {
   await fail("browser test failed: " + (e && e.stack || e));
 }
