@@ -128,8 +128,13 @@ async fn start_server(db: &TestDb) -> Server {
     let log = Arc::new(Mutex::new(VecDeque::new()));
     let base = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("MCP at http://").nth(1) {
-                let addr = rest.split("/mcp").next().unwrap().to_owned();
+            // Only a whole address counts: anything else is kept for the log.
+            if let Some(addr) = line
+                .split("MCP at http://")
+                .nth(1)
+                .and_then(|rest| rest.split("/mcp").next())
+                .filter(|a| a.parse::<std::net::SocketAddr>().is_ok())
+            {
                 return format!("http://{addr}");
             }
             log.lock().unwrap().push_back(line);
@@ -692,7 +697,14 @@ async fn recover_all(db: &TestDb, server: &Server, key: &str) -> u64 {
             .json(&json!({"limit": 1000}))
             .send()
             .await
-            .expect("recover after restart");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: recover after restart at {}: {e}\n{}",
+                    db.label,
+                    server.base,
+                    server.log_tail()
+                )
+            });
         let status = resp.status();
         let report: Value = resp.json().await.unwrap();
         assert_eq!(status, 200, "{}: {report}", db.label);

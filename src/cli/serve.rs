@@ -126,6 +126,10 @@ pub(super) async fn http(app: &App, cfg: &Config, args: ServeArgs) -> Result<()>
         max_connections: args.max_connections,
     };
     let app_router = router(app.clone(), opts, shutdown.clone());
+    eprintln!(
+        "referral-mcp: MCP at http://{addr}/mcp, REST at http://{addr}/ (OpenAPI at /openapi.json; database {})",
+        cfg.database_url
+    );
     if args.recover_every > 0 {
         let core = app.core.clone();
         let (every, stop) = (secs(args.recover_every), shutdown.clone());
@@ -143,10 +147,6 @@ pub(super) async fn http(app: &App, cfg: &Config, args: ServeArgs) -> Result<()>
         let stop = shutdown.clone();
         tokio::spawn(async move { dispatcher.run(stop).await });
     }
-    eprintln!(
-        "referral-mcp: MCP at http://{addr}/mcp, REST at http://{addr}/ (OpenAPI at /openapi.json; database {})",
-        cfg.database_url
-    );
     let stop = shutdown.clone();
     listen::serve(listener, app_router, limits, async move {
         wait_for_signal().await;
