@@ -101,9 +101,15 @@ impl Server {
     }
 }
 
-/// Starts `serve` on a free loopback port over `db`, returning once it listens. Its stderr
-/// is drained for as long as it runs (a full pipe would stall the server).
+/// Starts `serve` on a free loopback port over `db`, returning once it answers
+/// `/healthz`. Its stderr is drained for as long as it runs (a full pipe would stall the
+/// server). The port is chosen here, so nothing depends on parsing the server's output.
 async fn start_server(db: &TestDb) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_referral-mcp"));
     for (k, _) in std::env::vars() {
         if k.starts_with("REFERRAL_") || k == "DATABASE_URL" {
@@ -111,7 +117,7 @@ async fn start_server(db: &TestDb) -> Server {
         }
     }
     let mut child = cmd
-        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
         .env("DATABASE_URL", &db.url)
         // Every click comes from 127.0.0.1; the limit is not what is tested here.
         .env("REFERRAL_PUBLIC_RATE_LIMIT", "1000000")
@@ -126,31 +132,6 @@ async fn start_server(db: &TestDb) -> Server {
         .expect("start referral-mcp serve");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let log = Arc::new(Mutex::new(VecDeque::new()));
-    let base = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            // Only a whole address counts: anything else is kept for the log.
-            if let Some(addr) = line
-                .split("MCP at http://")
-                .nth(1)
-                .and_then(|rest| rest.split("/mcp").next())
-                .filter(|a| a.parse::<std::net::SocketAddr>().is_ok())
-            {
-                return format!("http://{addr}");
-            }
-            log.lock().unwrap().push_back(line);
-        }
-        panic!(
-            "serve exited before listening:\n{}",
-            log.lock()
-                .unwrap()
-                .iter()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-    })
-    .await
-    .expect("serve listens within 60 s");
     let tail = log.clone();
     tokio::spawn(async move {
         while let Ok(Some(line)) = lines.next_line().await {
@@ -161,6 +142,28 @@ async fn start_server(db: &TestDb) -> Server {
             }
         }
     });
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .map_or(true, |r| !r.status().is_success())
+    {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "serve exited ({status}) before listening:\n{}",
+                log.lock()
+                    .unwrap()
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+        assert!(Instant::now() < deadline, "serve listens within 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     Server { child, base, log }
 }
 
