@@ -477,6 +477,35 @@ async fn settled_deliveries_are_pruned_and_pending_ones_kept() {
     }
 }
 
+/// The loop `serve` runs (polling, pruning, sending) until it is stopped.
+#[tokio::test]
+async fn the_dispatcher_loop_sends_what_arrives_and_stops_when_told() {
+    let db = sqlite_db().await;
+    let (t, r, _) = subscribed(&db, "referral.attributed").await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let d = Dispatcher::new(t.store.clone(), fast());
+    let running = tokio::spawn({
+        let stop = stop.clone();
+        async move { d.run(stop).await }
+    });
+    let code = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
+    signup_via(&t.core, "bob", "bob@b.example", "203.0.113.2", &code).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while r.delivered.lock().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "delivered while running"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("stops when told")
+        .expect("the loop did not panic");
+    assert_eq!(types(&r), ["referral.attributed"]);
+}
+
 #[tokio::test]
 async fn webhooks_are_managed_over_rest_with_their_own_scope() {
     let db = sqlite_db().await;

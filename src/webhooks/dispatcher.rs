@@ -99,10 +99,10 @@ impl Dispatcher {
 
     /// Sends until `stop` is cancelled; the deliveries in flight finish first.
     pub async fn run(&self, stop: CancellationToken) {
-        let mut pruned_at = i64::MIN;
+        let mut pruned_at: Option<i64> = None;
         while !stop.is_cancelled() {
-            if now() - pruned_at >= 3600 {
-                pruned_at = now();
+            if pruned_at.is_none_or(|at| now() - at >= 3600) {
+                pruned_at = Some(now());
                 let before = now() - self.cfg.keep.as_secs() as i64;
                 if let Err(e) = self.store.prune_webhooks(before).await {
                     tracing::warn!(error = %e, "pruning settled webhook deliveries failed");
