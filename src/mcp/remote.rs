@@ -157,29 +157,24 @@ impl RemoteApi {
     }
 }
 
-/// The stats answer with its series drawn as a PNG image block.
+/// The deployment's stats answer, with its series drawn here as a PNG image block.
 fn with_chart(v: Value) -> CallToolResult {
-    use base64::Engine;
-    let png = serde_json::from_value::<crate::core::views::StatsView>(v.clone())
-        .map_err(|e| e.to_string())
-        .and_then(|view| crate::api::chart::funnel_png(&view).map_err(|e| e.to_string()));
-    match png {
-        Ok(png) => {
-            let mut r = CallToolResult::structured(v);
-            r.content.push(rmcp::model::ContentBlock::image(
-                base64::engine::general_purpose::STANDARD.encode(png),
-                "image/png",
-            ));
-            r
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "stats chart");
+    let block = serde_json::from_value::<crate::core::views::StatsView>(v.clone())
+        .map_err(|e| {
+            tracing::error!(error = %e, "stats chart: the deployment's answer");
             ToolError::new(
                 "internal",
                 "the chart could not be drawn; retry without chart",
             )
-            .result()
+        })
+        .and_then(|view| super::tools::chart_block(&view));
+    match block {
+        Ok(block) => {
+            let mut r = CallToolResult::structured(v);
+            r.content.push(block);
+            r
         }
+        Err(e) => e.result(),
     }
 }
 

@@ -224,17 +224,7 @@ impl ReferralServer {
             serde_json::to_value(&view).map_err(|e| ToolError::new("internal", e.to_string()))?,
         );
         if chart {
-            let png = crate::api::chart::funnel_png(&view).map_err(|e| {
-                tracing::error!(error = %e, "stats chart");
-                ToolError::new(
-                    "internal",
-                    "the chart could not be drawn; retry without chart",
-                )
-            })?;
-            out.content.push(ContentBlock::image(
-                base64::engine::general_purpose::STANDARD.encode(png),
-                "image/png",
-            ));
+            out.content.push(chart_block(&view)?);
         }
         Ok(out)
     }
@@ -355,4 +345,19 @@ impl ReferralServer {
         }))
         .await;
     }
+}
+
+/// The stats series as a PNG image block (the local tool and remote mode both add it).
+pub(super) fn chart_block(view: &StatsView) -> Result<ContentBlock, ToolError> {
+    let png = crate::api::chart::funnel_png(view).map_err(|e| {
+        tracing::error!(error = %e, "stats chart");
+        ToolError::new(
+            "internal",
+            "the chart could not be drawn; retry without chart",
+        )
+    })?;
+    Ok(ContentBlock::image(
+        base64::engine::general_purpose::STANDARD.encode(png),
+        "image/png",
+    ))
 }
