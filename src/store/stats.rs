@@ -56,13 +56,18 @@ pub struct TopReferrerRow {
     pub rewarded_credits: i64,
 }
 
+/// ` AND {alias}campaign = ${n}` when a campaign is asked for, else nothing.
+fn campaign_filter(campaign: Option<&str>, alias: &str, n: usize) -> String {
+    match campaign {
+        Some(_) => format!(" AND {alias}campaign = ${n}"),
+        None => String::new(),
+    }
+}
+
 impl Store {
     /// Figures for `[from, to)` (unix seconds), optionally for one campaign.
     pub async fn stats(&self, from: i64, to: i64, campaign: Option<&str>) -> Result<StatsRow> {
-        let camp = |alias: &str, n: usize| match campaign {
-            Some(_) => format!(" AND {alias}campaign = ${n}"),
-            None => String::new(),
-        };
+        let camp = |alias: &str, n: usize| campaign_filter(campaign, alias, n);
         let clicks_sql = format!(
             "SELECT CAST(COALESCE(SUM(total), 0) AS BIGINT) AS total, CAST(COALESCE(SUM(unique_count), 0) AS BIGINT) AS unique_count,
                     CAST(COALESCE(SUM(bots), 0) AS BIGINT) AS bots
@@ -174,10 +179,7 @@ impl Store {
         to: i64,
         campaign: Option<&str>,
     ) -> Result<Vec<DayFigures>> {
-        let camp = |alias: &str, n: usize| match campaign {
-            Some(_) => format!(" AND {alias}campaign = ${n}"),
-            None => String::new(),
-        };
+        let camp = |alias: &str, n: usize| campaign_filter(campaign, alias, n);
         let days = |sql: String, from: i64, to: i64| {
             let q = sqlx::query_as::<_, (i64, i64, i64)>(dynamic(sql))
                 .bind(from)
@@ -262,10 +264,7 @@ impl Store {
         campaign: Option<&str>,
         limit: i64,
     ) -> Result<Vec<TopReferrerRow>> {
-        let camp = match campaign {
-            Some(_) => " AND a.campaign = $4",
-            None => "",
-        };
+        let camp = campaign_filter(campaign, "a.", 4);
         let sql = format!(
             "SELECT a.referrer_account AS account, COUNT(*) AS signups,
                     CAST(COALESCE(SUM(CASE WHEN a.qualified_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS qualified,
