@@ -12,6 +12,7 @@ use futures::future::join_all;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
+use super::now;
 use super::sign::signature;
 use crate::store::Store;
 use crate::store::webhooks::{AttemptOutcome, DueDelivery};
@@ -67,10 +68,6 @@ pub struct Dispatcher {
     /// which an instance with no webhooks should not carry.
     http: std::sync::Arc<tokio::sync::OnceCell<reqwest::Client>>,
     cfg: DispatchConfig,
-}
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
 }
 
 impl Dispatcher {

@@ -5,7 +5,7 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::{EVENT_TYPES, sign};
+use super::{EVENT_TYPES, now, sign};
 use crate::core::clock::rfc3339;
 use crate::core::error::Error;
 use crate::core::types::random_id;
@@ -141,16 +141,12 @@ impl Webhooks {
         Self { store }
     }
 
-    fn now() -> i64 {
-        chrono::Utc::now().timestamp()
-    }
-
     pub async fn create(&self, url: &str, events: &str) -> Result<CreatedEndpoint> {
         let url = parse_url(url)?;
         let events = parse_events(events)?;
         let id = random_id("whe_");
         let secret = sign::new_secret();
-        let at = Self::now();
+        let at = now();
         self.store
             .create_webhook_endpoint(&id, &url, &secret, &events, at)
             .await?;
@@ -178,7 +174,7 @@ impl Webhooks {
 
     /// Stops sending to `id`; its pending deliveries are dead-lettered.
     pub async fn disable(&self, id: &str) -> Result<()> {
-        if self.store.disable_webhook_endpoint(id, Self::now()).await? {
+        if self.store.disable_webhook_endpoint(id, now()).await? {
             Ok(())
         } else {
             Err(Error::NotFound {
@@ -209,7 +205,7 @@ impl Webhooks {
 
     /// Sends delivery `id` again (whatever its status), as soon as a dispatcher runs.
     pub async fn replay(&self, id: i64) -> Result<()> {
-        if self.store.replay_webhook_delivery(id, Self::now()).await? {
+        if self.store.replay_webhook_delivery(id, now()).await? {
             Ok(())
         } else {
             Err(Error::NotFound {
@@ -221,10 +217,7 @@ impl Webhooks {
 
     /// Replays every dead-lettered delivery; how many.
     pub async fn replay_dead(&self) -> Result<u64> {
-        Ok(self
-            .store
-            .replay_dead_webhook_deliveries(Self::now())
-            .await?)
+        Ok(self.store.replay_dead_webhook_deliveries(now()).await?)
     }
 }
 

@@ -29,3 +29,9 @@ pub const EVENT_TYPES: [&str; 8] = [
     "reward.failed",
     "reward.voided",
 ];
+
+/// Unix seconds by the wall clock: delivery times are infrastructure, and the database
+/// stamps the events from its own clock (see `dispatcher`).
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
