@@ -388,15 +388,10 @@ impl Interval {
         match self {
             Interval::Day => start + 1,
             Interval::Week => start + 7,
-            Interval::Month => {
-                let d = date_of(start);
-                let (y, m) = if d.month() == 12 {
-                    (d.year() + 1, 1)
-                } else {
-                    (d.year(), d.month() + 1)
-                };
-                chrono::NaiveDate::from_ymd_opt(y, m, 1).map_or(start + 31, days_of)
-            }
+            // `start` is a first of the month, so a month later is the next first.
+            Interval::Month => date_of(start)
+                .checked_add_months(chrono::Months::new(1))
+                .map_or(start + 31, days_of),
         }
     }
 }
