@@ -16,8 +16,8 @@ use super::types::{AccountId, AttributionModel, CampaignId, ReferralCode};
 use super::views::{ClickReceipt, QualifyOutcome, SignupOutcome, referral_view};
 use super::{Referrals, Result};
 use crate::store::{
-    AccountRow, Applied, AttributionRow, CampaignRow, ClickLimit, ClickStored, NewAccount,
-    NewAttribution, NewClick, StatusChange,
+    AccountRow, Applied, AttributionRow, CampaignRow, ClickStored, NewAccount, NewAttribution,
+    NewClick, StatusChange,
 };
 
 /// A click on a share link.
@@ -55,28 +55,30 @@ impl Referrals {
         principal: Option<&Principal>,
         req: ClickRequest,
     ) -> Result<ClickReceipt> {
-        self.metered(principal, Operation::CaptureClick, async {
-            let limit = self
-                .public_limit(&hash_ip(&self.settings.ip_hash_key, req.raw.ip))
-                .await;
-            self.store_click(req, Some(limit)).await
-        })
+        self.metered(
+            principal,
+            Operation::CaptureClick,
+            self.store_click(req, true),
+        )
         .await
     }
 
     /// Stores a sanitized click (trusted callers; see [`Referrals::capture_click`]).
     pub async fn record_click(&self, req: ClickRequest) -> Result<ClickReceipt> {
-        self.store_click(req, None).await
+        self.store_click(req, false).await
     }
 
-    /// Stores a click, counting it against `limit` if given: in the click's own
-    /// transaction when it is stored, on its own when it is refused (an unknown code or
-    /// an inactive campaign), so that guessing codes is throttled like clicking them.
-    async fn store_click(
-        &self,
-        req: ClickRequest,
-        limit: Option<ClickLimit>,
-    ) -> Result<ClickReceipt> {
+    /// Stores a click, counting it against its visitor's public limit if `limited`: in
+    /// the click's own transaction when it is stored, on its own when it is refused (an
+    /// unknown code or an inactive campaign), so that guessing codes is throttled like
+    /// clicking them.
+    async fn store_click(&self, req: ClickRequest, limited: bool) -> Result<ClickReceipt> {
+        // Sanitized first: the limit is keyed by the IP hash it computes.
+        let s = sanitize(&req.raw, &self.settings.ip_hash_key);
+        let limit = match limited {
+            true => Some(self.public_limit(&s.ip_hash).await),
+            false => None,
+        };
         let refuse = |e: Error| async {
             if let Some(l) = &limit {
                 self.hit_public_limit(l).await?;
@@ -109,7 +111,6 @@ impl Referrals {
             }
             Err(e) => return refuse(e).await,
         };
-        let s = sanitize(&req.raw, &self.settings.ip_hash_key);
         let public_id = self.settings.ids.random_id("clk_");
         let stored = self
             .store
