@@ -36,7 +36,7 @@ impl Referrals {
             return body.await;
         }
         let account = p.account.as_str();
-        let id = super::types::random_id("");
+        let id = super::types::ordered_id("");
         let now = self.clock.now();
         let key = format!("usage:{id}");
         let debit = self.store.debit(&key, account, cost, op.name(), now);
