@@ -85,12 +85,23 @@ pub fn parse_prices(s: &str) -> Result<HashMap<Operation, i64>, String> {
     Ok(out)
 }
 
-/// The running pieces.
+/// The running pieces, shared: a clone is one reference count (axum clones its state and
+/// services for every request).
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<AppParts>);
+
+pub struct AppParts {
     pub store: Store,
     pub core: Referrals,
     pub auth: Authenticator,
+}
+
+impl std::ops::Deref for App {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
 }
 
 fn random_secret() -> String {
@@ -176,6 +187,6 @@ impl App {
         if let Some(url) = &cfg.jwks_url {
             auth = auth.with_jwks(Jwks::new(url, std::time::Duration::from_secs(10))?);
         }
-        Ok(Self { store, core, auth })
+        Ok(Self(Arc::new(AppParts { store, core, auth })))
     }
 }

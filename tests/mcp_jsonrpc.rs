@@ -195,3 +195,64 @@ async fn rmcp_keeps_answering_what_is_not_a_json_post() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_ACCEPTABLE);
 }
+
+/// A plain stateless `tools/call` is answered without rmcp's per-request service (the
+/// fast lane, `src/mcp/fast_lane.rs`); the same call that rmcp answers (here made to go
+/// there by an `Origin` it allows, or a `_meta`) must give the same JSON-RPC message:
+/// a result, a tool error, a JSON-RPC error for an unknown tool, and a refusal by scope.
+#[tokio::test]
+async fn the_fast_lane_answers_exactly_as_rmcp_does() {
+    for db in databases().await {
+        let s = serve(&db, HttpOptions::default()).await;
+        let id = seed(&s.app).await;
+        let admin = s.app.auth.jwt().mint(&account("ops"), true, 600).unwrap();
+        let user = s.app.auth.jwt().mint(&account("u1"), false, 600).unwrap();
+        let call = |name: &str, args: Value, meta: bool| {
+            let mut params = json!({"name": name, "arguments": args});
+            if meta {
+                params["_meta"] = json!({});
+            }
+            json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": params})
+                .to_string()
+        };
+        let cases = [
+            ("get_referral", json!({"id": id}), &admin),
+            ("get_referral", json!({"id": 999_999}), &admin),
+            ("get_referral", json!({"id": "x"}), &admin),
+            ("no_such_tool", json!({}), &admin),
+            ("list_referrals", json!({"limit": 2}), &admin),
+            ("get_referral", json!({"id": id}), &user),
+        ];
+        for (name, args, token) in cases {
+            let (status, ct, lane) = post(&s, Some(token), &call(name, args.clone(), false)).await;
+            let via_origin = reqwest::Client::new()
+                .post(&s.url)
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("origin", "http://localhost:3000")
+                .body(call(name, args.clone(), false))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(via_origin.status(), status, "{name} {args}");
+            let via_origin: Value = via_origin.json().await.unwrap();
+            let (_, _, via_meta) = post(&s, Some(token), &call(name, args.clone(), true)).await;
+            assert_eq!(status, StatusCode::OK, "{name} {args}: {lane}");
+            assert!(ct.starts_with("application/json"), "{ct}");
+            assert_eq!(lane["id"], 41, "{lane}");
+            assert_eq!(lane, via_origin, "{name} {args}");
+            assert_eq!(lane, via_meta, "{name} {args}");
+        }
+        // the tool error is a result with isError, the unknown tool a JSON-RPC error
+        let (_, _, v) = post(
+            &s,
+            Some(&admin),
+            &call("get_referral", json!({"id": 999_999}), false),
+        )
+        .await;
+        assert_eq!(v["result"]["isError"], true, "{v}");
+        let (_, _, v) = post(&s, Some(&admin), &call("no_such_tool", json!({}), false)).await;
+        assert!(v["error"]["code"].is_i64(), "{v}");
+    }
+}

@@ -29,10 +29,12 @@ impl Clock {
     }
 }
 
-/// RFC 3339, UTC, seconds.
+/// RFC 3339, UTC, seconds (`2026-11-30T05:00:00Z`). Written by chrono's RFC 3339 writer,
+/// not a `strftime` pattern: every timestamp of every answer goes through here, and a
+/// pattern is parsed again on each call.
 pub fn rfc3339(ts: i64) -> String {
     chrono::DateTime::from_timestamp(ts, 0)
-        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()
 }
 

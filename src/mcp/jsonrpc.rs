@@ -30,14 +30,17 @@
 //! anything else goes on untouched so rmcp's own `405`/`406`/`415` answers stay as they
 //! are. Well-formed requests go on with the same bytes.
 
+use std::sync::Arc;
+
 use axum::body::{Body, Bytes};
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
 use serde_json::{Value, json};
 
+use super::fast_lane::FastLane;
 use crate::api::caller::{BodyFailure, MCP_BODY_MAX, read_body};
 
 const PARSE_ERROR: i64 = -32700;
@@ -82,7 +85,11 @@ impl IntoResponse for EnvelopeError {
 }
 
 /// The middleware: see the module documentation.
-pub(crate) async fn check_envelope(req: Request, next: Next) -> Response {
+pub(crate) async fn check_envelope(
+    State(lane): State<Arc<FastLane>>,
+    req: Request,
+    next: Next,
+) -> Response {
     if req.method() != Method::POST || !is_json(&req) || !accepts_rmcp(&req) {
         return next.run(req).await;
     }
@@ -115,15 +122,21 @@ pub(crate) async fn check_envelope(req: Request, next: Next) -> Response {
             .into_response();
         }
     };
-    if let Err(e) = check(&bytes) {
-        return e.into_response();
+    let msg = match check(&bytes) {
+        Ok(msg) => msg,
+        Err(e) => return e.into_response(),
+    };
+    match lane.admit(&parts, msg) {
+        Some(call) => lane.call(parts, call).await,
+        None => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
 }
 
-/// The envelope check itself, on the raw body.
-pub(crate) fn check(bytes: &Bytes) -> Result<(), EnvelopeError> {
+/// The envelope check itself, on the raw body; the message as rmcp reads it.
+pub(crate) fn check(bytes: &Bytes) -> Result<ClientJsonRpcMessage, EnvelopeError> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|_| EnvelopeError::new(PARSE_ERROR, "Parse error", Value::Null))?;
     let msg = match value {
@@ -193,9 +206,9 @@ pub(crate) fn check(bytes: &Bytes) -> Result<(), EnvelopeError> {
                     id,
                 ))
             }
-            _ => Ok(()),
+            _ => Ok(ClientJsonRpcMessage::Request(r)),
         },
-        Ok(_) => Ok(()),
+        Ok(msg) => Ok(msg),
     }
 }
 

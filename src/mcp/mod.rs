@@ -7,6 +7,7 @@
 pub mod app;
 mod campaign_tools;
 mod errors;
+mod fast_lane;
 mod filter;
 mod ingest_tools;
 mod jsonrpc;

@@ -50,8 +50,7 @@ Emails are masked. Text fields such as reasons, notes and click metadata were wr
 /// What a tool needs to run: the local core, or a hosted deployment's REST API.
 #[derive(Clone)]
 enum Backend {
-    /// Boxed: an `App` is several times the size of the remote variant.
-    Local(Box<App>),
+    Local(App),
     Remote(Arc<RemoteApi>),
 }
 
@@ -114,7 +113,7 @@ fn level_rank(l: LoggingLevel) -> u8 {
 
 impl ReferralServer {
     pub fn new(app: App, filter: ToolFilter, local: Option<Principal>) -> Self {
-        Self::with_backend(Backend::Local(Box::new(app)), filter, local)
+        Self::with_backend(Backend::Local(app), filter, local)
     }
 
     /// A server whose tools forward to a deployment's REST API; `principal` is who the

@@ -29,6 +29,7 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
 
+use super::fast_lane::FastLane;
 use super::{Caller, ReferralServer, ToolError, ToolFilter};
 use crate::api::caller::{MCP_BODY_MAX, NO_CREDENTIALS, Refusal, client_ip, credentials};
 use crate::api::cors::{self, OriginList};
@@ -72,10 +73,11 @@ pub fn router(app: App, opts: McpHttpOptions, shutdown: &CancellationToken) -> R
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_sse_keep_alive(Some(Duration::from_secs(15)))
-        .with_allowed_hosts(opts.allowed_hosts)
+        .with_allowed_hosts(opts.allowed_hosts.clone())
         .with_allowed_origins(opts.allowed_origins.clone())
         .with_cancellation_token(shutdown.child_token());
     let server = ReferralServer::new(app.clone(), opts.filter, None);
+    let lane = Arc::new(FastLane::new(server.clone(), opts.allowed_hosts.clone()));
     let mcp = StreamableHttpService::new(
         move || Ok(server.new_session()),
         Arc::new(LocalSessionManager::default()),
@@ -87,7 +89,10 @@ pub fn router(app: App, opts: McpHttpOptions, shutdown: &CancellationToken) -> R
     };
     Router::new()
         .nest_service("/mcp", mcp)
-        .route_layer(middleware::from_fn(super::jsonrpc::check_envelope))
+        .route_layer(middleware::from_fn_with_state(
+            lane,
+            super::jsonrpc::check_envelope,
+        ))
         .route_layer(middleware::from_fn_with_state(state, authenticate))
         .route_layer(RequestBodyLimitLayer::new(MCP_BODY_MAX))
         .route_layer(cors::layer(
