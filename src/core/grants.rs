@@ -22,6 +22,23 @@ pub(crate) enum Granted {
     Conflict(SinkError),
 }
 
+/// What [`Referrals::send_one`] did with a reward.
+pub(crate) enum Sent {
+    /// The sink granted it (now or before); it is still to be marked.
+    Granted(GrantOutcome),
+    /// Its outcome is already recorded.
+    Recorded(Granted),
+}
+
+impl From<GrantOutcome> for Granted {
+    fn from(o: GrantOutcome) -> Self {
+        match o {
+            GrantOutcome::Granted => Granted::New,
+            GrantOutcome::AlreadyGranted => Granted::Already,
+        }
+    }
+}
+
 impl Referrals {
     /// What the store needs to create a referral's rewards now: the campaign's credits,
     /// its cap over the current calendar period, its holding period and refund policy,
@@ -68,8 +85,23 @@ impl Referrals {
     /// `reversing`) and records the answer. Only after the sink answers is the reward
     /// marked; a failure leaves it retryable, a refused key makes it a `conflict`.
     pub(crate) async fn grant_one(&self, r: &ClaimedReward) -> Result<Granted> {
+        match self.send_one(r).await? {
+            Sent::Granted(outcome) => {
+                self.store
+                    .mark_granted(r.id, r.attribution_id, self.clock.now())
+                    .await?;
+                Ok(outcome.into())
+            }
+            Sent::Recorded(g) => Ok(g),
+        }
+    }
+
+    /// [`Self::grant_one`] without marking a grant the sink accepted: the caller marks
+    /// it (recover marks a whole group in one write, see `Store::mark_granted_many`).
+    /// Reversals and failures are recorded here.
+    pub(crate) async fn send_one(&self, r: &ClaimedReward) -> Result<Sent> {
         if r.status == RewardStatus::Reversing {
-            return self.reverse_one(r).await;
+            return Ok(Sent::Recorded(self.reverse_one(r).await?));
         }
         let answer = self
             .sink
@@ -79,18 +111,10 @@ impl Referrals {
                 credits: r.credits,
             })
             .await;
-        match answer {
-            Ok(outcome) => {
-                self.store
-                    .mark_granted(r.id, r.attribution_id, self.clock.now())
-                    .await?;
-                Ok(match outcome {
-                    GrantOutcome::Granted => Granted::New,
-                    GrantOutcome::AlreadyGranted => Granted::Already,
-                })
-            }
-            Err(e) => self.record_failure(r, &r.grant_key, e).await,
-        }
+        Ok(match answer {
+            Ok(outcome) => Sent::Granted(outcome),
+            Err(e) => Sent::Recorded(self.record_failure(r, &r.grant_key, e).await?),
+        })
     }
 
     /// Takes a refunded reward's credits back under its reversal key.

@@ -6,7 +6,7 @@
 use tokio_util::sync::CancellationToken;
 
 use super::access::{Operation, Principal};
-use super::grants::Granted;
+use super::grants::{Granted, Sent};
 use super::sink::SinkError;
 use super::types::Limit;
 use super::views::{FailedGrant, RecoverReport};
@@ -159,10 +159,25 @@ impl Referrals {
                 report.cancelled = true;
                 return Ok(true);
             }
-            let answers = futures::future::join_all(group.iter().map(|r| self.grant_one(r))).await;
-            for (r, answer) in group.iter().zip(answers) {
+            let sent = futures::future::join_all(group.iter().map(|r| self.send_one(r))).await;
+            // The group's grants are marked in one write (a crash before it leaves them
+            // claimed; the next run sends them again under the same keys).
+            let granted = group
+                .iter()
+                .zip(&sent)
+                .filter(|(_, s)| matches!(s, Ok(Sent::Granted(_))))
+                .map(|(r, _)| (r.id, r.attribution_id))
+                .collect();
+            self.store
+                .mark_granted_many(granted, self.clock.now())
+                .await?;
+            for (r, answer) in group.iter().zip(sent) {
                 report.attempted += 1;
-                match answer? {
+                let answer = match answer? {
+                    Sent::Granted(outcome) => Granted::from(outcome),
+                    Sent::Recorded(g) => g,
+                };
+                match answer {
                     Granted::New => report.granted += 1,
                     Granted::Already => report.already_granted += 1,
                     Granted::Reversed(_) => report.reversed += 1,

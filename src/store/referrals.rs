@@ -349,15 +349,20 @@ impl Store {
     }
 }
 
+/// The statement of [`settle`], with the attribution, the time and the settled status as
+/// the parameters numbered `id`, `now` and `status`.
+pub(super) fn settle_sql(id: usize, now: usize, status: usize) -> String {
+    format!(
+        "UPDATE attributions SET status = ${status}, updated_at = ${now} WHERE id = ${id} AND status = 'qualified'
+         AND NOT EXISTS (SELECT 1 FROM rewards r WHERE r.attribution_id = ${id} AND r.status IN {UNSETTLED})"
+    )
+}
+
 /// `qualified` → `rewarded` once no reward of the attribution is still open or in
 /// conflict, inside the caller's transaction (the one that closed a reward, so no crash
 /// can come between).
 pub(super) async fn settle(conn: &mut AnyConnection, id: i64, now: i64) -> Result<()> {
-    let sql = format!(
-        "UPDATE attributions SET status = $3, updated_at = $2 WHERE id = $1 AND status = 'qualified'
-         AND NOT EXISTS (SELECT 1 FROM rewards r WHERE r.attribution_id = $1 AND r.status IN {UNSETTLED})"
-    );
-    sqlx::query(dynamic(sql))
+    sqlx::query(dynamic(settle_sql(1, 2, 3)))
         .bind(id)
         .bind(now)
         .bind(AttributionStatus::Rewarded.as_str())
