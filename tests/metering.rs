@@ -217,3 +217,64 @@ async fn batched_debits_of_several_accounts_each_stop_at_their_own_balance() {
         }
     }
 }
+
+/// The local ledger credits a recover group in one write (`credit_many`): each key adds
+/// its credits once, a key written before is "already added" when account and amount
+/// match, and a conflict naming what the key holds when they do not; a conflict adds
+/// nothing.
+#[tokio::test]
+async fn crediting_many_adds_each_key_once_and_names_conflicts() {
+    use referral_mcp::store::ledger::{Credit, NewCredit};
+    let credit = |key: &str, account: &str, delta: i64| NewCredit {
+        key: key.into(),
+        account: account.into(),
+        delta,
+    };
+    for db in databases().await {
+        let t = app(&db).await;
+        let first = t
+            .store
+            .credit_many(
+                vec![
+                    credit("g:1", "ann", 100),
+                    credit("g:2", "ann", 50),
+                    credit("g:3", "ben", 7),
+                ],
+                "referral_reward",
+                START,
+            )
+            .await
+            .unwrap();
+        assert_eq!(first, vec![Credit::Added; 3], "[{}]", db.label);
+        let again = t
+            .store
+            .credit_many(
+                vec![
+                    credit("g:1", "ann", 100),
+                    credit("g:3", "ben", 8),
+                    credit("g:4", "ben", 1),
+                    credit("g:2", "ann", 50),
+                ],
+                "referral_reward",
+                START,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            vec![
+                Credit::AlreadyAdded,
+                Credit::Conflicting {
+                    account: "ben".into(),
+                    delta: 7
+                },
+                Credit::Added,
+                Credit::AlreadyAdded,
+            ],
+            "[{}]",
+            db.label
+        );
+        assert_eq!(t.store.balance("ann").await.unwrap(), 150, "[{}]", db.label);
+        assert_eq!(t.store.balance("ben").await.unwrap(), 8, "[{}]", db.label);
+    }
+}

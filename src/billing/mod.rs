@@ -9,8 +9,26 @@ use async_trait::async_trait;
 
 use crate::core::clock::Clock;
 use crate::core::sink::{CreditSink, Grant, GrantOutcome, Reversal, ReversalOutcome, SinkError};
-use crate::store::Store;
-use crate::store::ledger::{Credit, TakeBack};
+use crate::store::ledger::{Credit, NewCredit, TakeBack};
+use crate::store::{Store, StoreError};
+
+const REWARD_KIND: &str = "referral_reward";
+
+/// A grant's answer from the ledger's.
+fn granted(g: &Grant, credit: Result<Credit, StoreError>) -> Result<GrantOutcome, SinkError> {
+    match credit {
+        Ok(Credit::Added) => Ok(GrantOutcome::Granted),
+        Ok(Credit::AlreadyAdded) => Ok(GrantOutcome::AlreadyGranted),
+        Ok(Credit::Conflicting { account, delta }) => Err(SinkError::DifferentAmount {
+            key: g.key.clone(),
+            existing: format!("{delta} credits to {account}"),
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, key = %g.key, "ledger grant failed");
+            Err(SinkError::Unavailable("ledger write failed".into()))
+        }
+    }
+}
 
 /// The default sink: the service's own ledger, in the same database.
 #[derive(Clone)]
@@ -28,26 +46,39 @@ impl LedgerSink {
 #[async_trait]
 impl CreditSink for LedgerSink {
     async fn grant(&self, g: &Grant) -> Result<GrantOutcome, SinkError> {
+        let credit = self
+            .store
+            .credit(&g.key, &g.account, g.credits, REWARD_KIND, self.clock.now())
+            .await;
+        granted(g, credit)
+    }
+
+    /// One write for all (see `Store::credit_many`): recover grants a group so.
+    async fn grant_many(&self, grants: &[Grant]) -> Vec<Result<GrantOutcome, SinkError>> {
+        let credits: Vec<NewCredit> = grants
+            .iter()
+            .map(|g| NewCredit {
+                key: g.key.clone(),
+                account: g.account.clone(),
+                delta: g.credits,
+            })
+            .collect();
         match self
             .store
-            .credit(
-                &g.key,
-                &g.account,
-                g.credits,
-                "referral_reward",
-                self.clock.now(),
-            )
+            .credit_many(credits, REWARD_KIND, self.clock.now())
             .await
         {
-            Ok(Credit::Added) => Ok(GrantOutcome::Granted),
-            Ok(Credit::AlreadyAdded) => Ok(GrantOutcome::AlreadyGranted),
-            Ok(Credit::Conflicting { account, delta }) => Err(SinkError::DifferentAmount {
-                key: g.key.clone(),
-                existing: format!("{delta} credits to {account}"),
-            }),
+            Ok(answers) => grants
+                .iter()
+                .zip(answers)
+                .map(|(g, c)| granted(g, Ok(c)))
+                .collect(),
             Err(e) => {
-                tracing::warn!(error = %e, key = %g.key, "ledger grant failed");
-                Err(SinkError::Unavailable("ledger write failed".into()))
+                tracing::warn!(error = %e, grants = grants.len(), "ledger grants failed");
+                grants
+                    .iter()
+                    .map(|_| Err(SinkError::Unavailable("ledger write failed".into())))
+                    .collect()
             }
         }
     }

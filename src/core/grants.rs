@@ -103,14 +103,58 @@ impl Referrals {
         if r.status == RewardStatus::Reversing {
             return Ok(Sent::Recorded(self.reverse_one(r).await?));
         }
-        let answer = self
-            .sink
-            .grant(&Grant {
-                key: r.grant_key.clone(),
-                account: r.account.clone(),
-                credits: r.credits,
+        let answer = self.sink.grant(&grant_of(r)).await;
+        self.sent(r, answer).await
+    }
+
+    /// [`Self::send_one`] for a group, answered in order: its grants go to the sink
+    /// together (`CreditSink::grant_many`: one write on the local ledger), its
+    /// reversals one by one, concurrently.
+    pub(crate) async fn send_group(&self, group: &[ClaimedReward]) -> Vec<Result<Sent>> {
+        let (reversals, grants): (Vec<&ClaimedReward>, Vec<&ClaimedReward>) = group
+            .iter()
+            .partition(|r| r.status == RewardStatus::Reversing);
+        let asked: Vec<Grant> = grants.iter().map(|r| grant_of(r)).collect();
+        let (answers, reversed) = tokio::join!(
+            self.sink.grant_many(&asked),
+            futures::future::join_all(reversals.iter().map(|r| self.send_one(r)))
+        );
+        // A sink that lost track of its answers: nothing is known, all stay retryable.
+        let answers = if answers.len() == asked.len() {
+            answers
+        } else {
+            tracing::error!(
+                grants = asked.len(),
+                answers = answers.len(),
+                "sink answered the wrong number of grants"
+            );
+            let lost = || {
+                Err(SinkError::Unavailable(
+                    "billing answered the wrong number of grants".into(),
+                ))
+            };
+            asked.iter().map(|_| lost()).collect()
+        };
+        let recorded =
+            futures::future::join_all(grants.iter().zip(answers).map(|(r, a)| self.sent(r, a)))
+                .await;
+        // Back in the group's order: each kind's answers are in its own order.
+        let (mut granted, mut reversed) = (recorded.into_iter(), reversed.into_iter());
+        group
+            .iter()
+            .filter_map(|r| match r.status {
+                RewardStatus::Reversing => reversed.next(),
+                _ => granted.next(),
             })
-            .await;
+            .collect()
+    }
+
+    /// A grant's answer: to be marked, or its failure recorded.
+    async fn sent(
+        &self,
+        r: &ClaimedReward,
+        answer: std::result::Result<GrantOutcome, SinkError>,
+    ) -> Result<Sent> {
         Ok(match answer {
             Ok(outcome) => Sent::Granted(outcome),
             Err(e) => Sent::Recorded(self.record_failure(r, &r.grant_key, e).await?),
@@ -180,6 +224,14 @@ impl Referrals {
                 }
             }
         }
+    }
+}
+
+fn grant_of(r: &ClaimedReward) -> Grant {
+    Grant {
+        key: r.grant_key.clone(),
+        account: r.account.clone(),
+        credits: r.credits,
     }
 }
 

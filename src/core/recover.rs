@@ -159,7 +159,7 @@ impl Referrals {
                 report.cancelled = true;
                 return Ok(true);
             }
-            let sent = futures::future::join_all(group.iter().map(|r| self.send_one(r))).await;
+            let sent = self.send_group(group).await;
             // The group's grants are marked in one write (a crash before it leaves them
             // claimed; the next run sends them again under the same keys).
             let granted = group

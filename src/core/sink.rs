@@ -54,5 +54,10 @@ pub enum SinkError {
 #[async_trait]
 pub trait CreditSink: Send + Sync + 'static {
     async fn grant(&self, grant: &Grant) -> Result<GrantOutcome, SinkError>;
+    /// Several grants, each answered as by [`Self::grant`]: by default sent concurrently
+    /// one by one. A sink that can write many in one go (the local ledger) does so.
+    async fn grant_many(&self, grants: &[Grant]) -> Vec<Result<GrantOutcome, SinkError>> {
+        futures::future::join_all(grants.iter().map(|g| self.grant(g))).await
+    }
     async fn reverse(&self, reversal: &Reversal) -> Result<ReversalOutcome, SinkError>;
 }

@@ -4,7 +4,15 @@
 use sqlx::AnyConnection;
 use sqlx::Row;
 
-use super::{Result, Store};
+use super::{Dialect, Result, Store, StoreError, dynamic};
+
+/// One credit of [`Store::credit_many`].
+#[derive(Debug, Clone)]
+pub struct NewCredit {
+    pub key: String,
+    pub account: String,
+    pub delta: i64,
+}
 
 /// What the ledger found when asked to add credits under a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +91,77 @@ impl Store {
                         delta: d,
                     }
                 })
+            })
+        })
+        .await
+    }
+
+    /// [`Self::credit`] for many keys in one transaction, answered in order.
+    ///
+    /// Why: recover grants rewards a group at a time, and through the group commit each
+    /// credit was a savepoint and three statements, every one a round trip to sqlx's
+    /// SQLite worker thread. On SQLite the group is one query: per credit, the ledger row
+    /// unless its key exists, the row of that key with whether it was just inserted
+    /// (`changes()` still counts the INSERT), and the balance only if it was. On
+    /// PostgreSQL the credits are written one by one, concurrently, as before.
+    pub async fn credit_many(
+        &self,
+        credits: Vec<NewCredit>,
+        kind: &str,
+        now: i64,
+    ) -> Result<Vec<Credit>> {
+        if self.dialect != Dialect::Sqlite {
+            let each = credits
+                .iter()
+                .map(|c| self.credit(&c.key, &c.account, c.delta, kind, now));
+            return futures::future::join_all(each).await.into_iter().collect();
+        }
+        if credits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let kind = kind.to_owned();
+        self.write_tx(move |conn| {
+            Box::pin(async move {
+                let sql: String = (0..credits.len())
+                    .map(|i| {
+                        let p = |k: usize| format!("${}", 2 + i * 3 + k);
+                        let (key, account, delta) = (p(1), p(2), p(3));
+                        format!(
+                            "INSERT INTO ledger (account, delta, kind, idempotency_key, at) VALUES ({account}, {delta}, $1, {key}, $2)
+                               ON CONFLICT (idempotency_key) DO NOTHING;
+                             SELECT {i}, changes(), account, delta FROM ledger WHERE idempotency_key = {key};
+                             INSERT INTO balances (account, balance) SELECT {account}, {delta} WHERE changes() = 1
+                               ON CONFLICT (account) DO UPDATE SET balance = balances.balance + excluded.balance;\n"
+                        )
+                    })
+                    .collect();
+                let mut q = sqlx::query_as::<_, (i64, i64, String, i64)>(dynamic(sql))
+                    .bind(kind)
+                    .bind(now);
+                for c in &credits {
+                    q = q.bind(c.key.clone()).bind(c.account.clone()).bind(c.delta);
+                }
+                let rows = q.fetch_all(&mut *conn).await?;
+                if rows.len() != credits.len() {
+                    return Err(StoreError::Corrupt(format!(
+                        "{} ledger rows for {} credits",
+                        rows.len(),
+                        credits.len()
+                    )));
+                }
+                Ok(credits
+                    .iter()
+                    .zip(rows)
+                    .map(|(c, (_, inserted, account, delta))| {
+                        if inserted == 1 {
+                            Credit::Added
+                        } else if account == c.account && delta == c.delta {
+                            Credit::AlreadyAdded
+                        } else {
+                            Credit::Conflicting { account, delta }
+                        }
+                    })
+                    .collect())
             })
         })
         .await
