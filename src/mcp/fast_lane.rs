@@ -70,22 +70,16 @@ impl FastLane {
         parts: &Parts,
         msg: ClientJsonRpcMessage,
     ) -> Option<JsonRpcRequest<ClientRequest>> {
-        let plain_call = match &msg {
-            ClientJsonRpcMessage::Request(r) => match &r.request {
-                ClientRequest::CallToolRequest(c) => {
-                    c.params.meta.is_none() && !NOTIFYING_TOOLS.contains(&c.params.name.as_ref())
-                }
-                _ => false,
-            },
-            _ => false,
-        };
-        if !plain_call || !self.plain_headers(&parts.headers) {
+        let ClientJsonRpcMessage::Request(r) = msg else {
             return None;
-        }
-        match msg {
-            ClientJsonRpcMessage::Request(r) => Some(r),
-            _ => None,
-        }
+        };
+        let ClientRequest::CallToolRequest(c) = &r.request else {
+            return None;
+        };
+        let plain = c.params.meta.is_none()
+            && !NOTIFYING_TOOLS.contains(&c.params.name.as_ref())
+            && self.plain_headers(&parts.headers);
+        plain.then_some(r)
     }
 
     fn plain_headers(&self, h: &HeaderMap) -> bool {
