@@ -20,6 +20,23 @@ use common::*;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+/// A referral as the REST API shows it (the server's own view, beside what the app showed).
+async fn referral(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    id: impl std::fmt::Display,
+) -> Value {
+    http.get(format!("{base}/admin/referrals/{id}"))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -156,15 +173,7 @@ async fn approve_clicked_in_the_review_queue_app_approves_through_the_tools_with
     assert_eq!(report["console"], serde_json::json!([]), "no script errors");
 
     // The server agrees: approved, with the API key's account in the audit trail.
-    let detail: Value = http
-        .get(format!("{base}/admin/referrals/{approved}"))
-        .header("x-api-key", &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let detail: Value = referral(&http, &base, &key, approved).await;
     let status = detail["referral"]["status"].as_str().unwrap();
     assert!(
         ["attributed", "qualified", "rewarded"].contains(&status),
@@ -182,15 +191,7 @@ async fn approve_clicked_in_the_review_queue_app_approves_through_the_tools_with
         "the approval is in the audit trail with who decided: {detail}"
     );
     // The conflicting click changed nothing: still the REST rejection only.
-    let other: Value = http
-        .get(format!("{base}/admin/referrals/{conflicted}"))
-        .header("x-api-key", &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let other: Value = referral(&http, &base, &key, conflicted).await;
     assert_eq!(other["referral"]["status"], "rejected", "{other}");
     let other_trail = other["audit_trail"].as_array().unwrap();
     assert!(
@@ -233,15 +234,7 @@ async fn approve_clicked_in_the_review_queue_app_approves_through_the_tools_with
             .contains("decided elsewhere (browser test)"),
         "the conflict row says who decided and why: {report}"
     );
-    let gone: Value = http
-        .get(format!("{base}/admin/referrals/{rejected}"))
-        .header("x-api-key", &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let gone: Value = referral(&http, &base, &key, rejected).await;
     assert_eq!(gone["referral"]["status"], "rejected", "{gone}");
     assert_eq!(gone["referral"]["review_decision"], "rejected", "{gone}");
     assert!(

@@ -12,11 +12,24 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 async fn post(s: &Served, token: Option<&str>, body: &str) -> (StatusCode, String, Value) {
+    post_with(s, token, body, &[]).await
+}
+
+/// [`post`] with extra request headers.
+async fn post_with(
+    s: &Served,
+    token: Option<&str>,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, String, Value) {
     let mut r = reqwest::Client::new()
         .post(&s.url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .body(body.to_owned());
+    for (name, value) in headers {
+        r = r.header(*name, *value);
+    }
     if let Some(t) = token {
         r = r.bearer_auth(t);
     }
@@ -225,18 +238,14 @@ async fn the_fast_lane_answers_exactly_as_rmcp_does() {
         ];
         for (name, args, token) in cases {
             let (status, ct, lane) = post(&s, Some(token), &call(name, args.clone(), false)).await;
-            let via_origin = reqwest::Client::new()
-                .post(&s.url)
-                .bearer_auth(token)
-                .header("content-type", "application/json")
-                .header("accept", "application/json, text/event-stream")
-                .header("origin", "http://localhost:3000")
-                .body(call(name, args.clone(), false))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(via_origin.status(), status, "{name} {args}");
-            let via_origin: Value = via_origin.json().await.unwrap();
+            let (origin_status, _, via_origin) = post_with(
+                &s,
+                Some(token),
+                &call(name, args.clone(), false),
+                &[("origin", "http://localhost:3000")],
+            )
+            .await;
+            assert_eq!(origin_status, status, "{name} {args}");
             let (_, _, via_meta) = post(&s, Some(token), &call(name, args.clone(), true)).await;
             assert_eq!(status, StatusCode::OK, "{name} {args}: {lane}");
             assert!(ct.starts_with("application/json"), "{ct}");

@@ -232,34 +232,23 @@ async fn crediting_many_adds_each_key_once_and_names_conflicts() {
     };
     for db in databases().await {
         let t = app(&db).await;
-        let first = t
-            .store
-            .credit_many(
-                vec![
-                    credit("g:1", "ann", 100),
-                    credit("g:2", "ann", 50),
-                    credit("g:3", "ben", 7),
-                ],
-                "referral_reward",
-                START,
-            )
-            .await
-            .unwrap();
+        let many = |credits| t.store.credit_many(credits, "referral_reward", START);
+        let first = many(vec![
+            credit("g:1", "ann", 100),
+            credit("g:2", "ann", 50),
+            credit("g:3", "ben", 7),
+        ])
+        .await
+        .unwrap();
         assert_eq!(first, vec![Credit::Added; 3], "[{}]", db.label);
-        let again = t
-            .store
-            .credit_many(
-                vec![
-                    credit("g:1", "ann", 100),
-                    credit("g:3", "ben", 8),
-                    credit("g:4", "ben", 1),
-                    credit("g:2", "ann", 50),
-                ],
-                "referral_reward",
-                START,
-            )
-            .await
-            .unwrap();
+        let again = many(vec![
+            credit("g:1", "ann", 100),
+            credit("g:3", "ben", 8),
+            credit("g:4", "ben", 1),
+            credit("g:2", "ann", 50),
+        ])
+        .await
+        .unwrap();
         assert_eq!(
             again,
             vec![
