@@ -13,6 +13,7 @@ mod batch;
 mod campaigns;
 mod clicks;
 mod debits;
+mod direct;
 mod group_commit;
 mod keys;
 pub mod ledger;
@@ -42,6 +43,9 @@ pub use status_change::{Applied, Change, Current, StatusChange};
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// A read on SQLite's direct connections (see [`direct`]).
+    #[error("database error: {0}")]
+    Direct(rusqlite::Error),
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database url (use sqlite:… or postgres://…)")]
@@ -58,9 +62,12 @@ impl StoreError {
     /// lost or refused, pool exhausted, server shutting down, SQLite busy), as opposed to a
     /// statement that failed. Callers answer "unavailable, retry", never "bad credential".
     pub fn is_unavailable(&self) -> bool {
-        let StoreError::Db(e) = self else {
+        let e = match self {
+            StoreError::Db(e) => e,
+            StoreError::Direct(e) => return direct::is_busy(e),
             // A group commit classified the failure that sank the group where it happened.
-            return matches!(self, StoreError::Commit(f) if f.unavailable);
+            StoreError::Commit(f) => return f.unavailable,
+            _ => return false,
         };
         match e {
             sqlx::Error::Io(_)
@@ -120,6 +127,8 @@ pub struct Store {
     debits: debits::DebitBatcher,
     /// Writes concurrent clicks as one query per batch (see [`clicks`]).
     clicks: clicks::ClickBatcher,
+    /// SQLite only: the hottest reads, on the calling thread (see [`direct`]).
+    direct: Option<std::sync::Arc<direct::Readers>>,
 }
 
 impl Store {
@@ -127,9 +136,11 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
         if url.starts_with("sqlite:") {
-            let (write, read) = sqlite::connect(url).await?;
+            let (write, read, file) = sqlite::connect(url).await?;
             let group = group_commit::GroupCommit::start(write.clone());
+            let readers = std::thread::available_parallelism().map_or(4, |n| n.get() + 2);
             Ok(Self {
+                direct: Some(std::sync::Arc::new(direct::Readers::open(&file, readers)?)),
                 debits: debits::start(write.clone(), Dialect::Sqlite),
                 clicks: clicks::start(write.clone(), Dialect::Sqlite),
                 group: Some(group),
@@ -146,6 +157,7 @@ impl Store {
                 read: pool,
                 dialect: Dialect::Postgres,
                 group: None,
+                direct: None,
             })
         } else {
             Err(StoreError::UnsupportedUrl)

@@ -18,8 +18,28 @@ pub(super) async fn connect(url: &str) -> Result<AnyPool> {
         .max_connections(16)
         // During an outage a request answers 503 within this, instead of hanging.
         .acquire_timeout(Duration::from_secs(5))
+        // sqlx pings every connection it hands out: one extra network round trip per
+        // query. A connection in use a moment ago is alive; one that sat idle may have
+        // been cut (a server restart, a proxy's idle timeout), so only those are pinged.
+        .test_before_acquire(false)
+        .before_acquire(ping_if_idle)
         .connect_with(opts)
         .await?;
     MIGRATOR.run(&pool).await?;
     Ok(pool)
+}
+
+/// Connections idle for longer than this are pinged before use.
+const TRUST_IDLE: Duration = Duration::from_secs(1);
+
+fn ping_if_idle<'c>(
+    conn: &'c mut sqlx::AnyConnection,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> futures::future::BoxFuture<'c, std::result::Result<bool, sqlx::Error>> {
+    Box::pin(async move {
+        if meta.idle_for > TRUST_IDLE {
+            sqlx::Connection::ping(conn).await?;
+        }
+        Ok(true)
+    })
 }

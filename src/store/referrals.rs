@@ -9,7 +9,7 @@ use super::rewards::{NOT_YET_GRANTED, RewardRow, UNSETTLED};
 use super::status::{AttributionStatus, AuditAction, ReviewDecision, ReviewReason, RewardStatus};
 use super::{Result, Store, StoreError, dynamic};
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 pub struct AttributionRow {
     pub id: i64,
     pub referrer_account: String,
@@ -83,6 +83,32 @@ const SELECT_ATTRIBUTION_COLS: &str = "SELECT a.id, a.referrer_account, a.referr
 const SELECT_ATTRIBUTION_FROM: &str = "FROM attributions a
     LEFT JOIN accounts rr ON rr.id = a.referrer_account
     LEFT JOIN accounts rd ON rd.id = a.referred_account";
+
+/// The fields of [`AttributionRow`] and the expressions of [`SELECT_ATTRIBUTION_COLS`]
+/// that give them, for building the row as a JSON object.
+const ATTRIBUTION_FIELDS: [(&str, &str); 16] = [
+    ("id", "a.id"),
+    ("referrer_account", "a.referrer_account"),
+    ("referred_account", "a.referred_account"),
+    ("code", "a.code"),
+    ("campaign", "a.campaign"),
+    ("click_id", "a.click_id"),
+    ("status", "a.status"),
+    ("review_decision", "a.review_decision"),
+    ("qualified_at", "a.qualified_at"),
+    ("qualification_event", "a.qualification_event"),
+    ("qualification_amount", "a.qualification_amount"),
+    ("created_at", "a.created_at"),
+    ("updated_at", "a.updated_at"),
+    ("refunded_at", "a.refunded_at"),
+    ("referrer_email", "rr.email"),
+    ("referred_email", "rd.email"),
+];
+
+/// A JSON text the database built, as `T`; a text that does not fit is a corrupt row.
+fn parse_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
 
 pub(super) async fn fetch_attribution(conn: &mut AnyConnection, id: i64) -> Result<AttributionRow> {
     let sql = format!("{SELECT_ATTRIBUTION} WHERE a.id = $1");
@@ -213,14 +239,48 @@ impl Store {
                 pairs.join(", ")
             )
         };
-        let sql = format!(
-            "{}, {} AS rewards_json, {} AS reasons_json, {} AS audit_json {} WHERE a.id = $1",
-            SELECT_ATTRIBUTION_COLS,
+        let lists = format!(
+            "{} AS rewards_json, {} AS reasons_json, {} AS audit_json",
             agg(super::rewards::REWARD_COLS, "rewards", "side DESC"),
             agg("reason, detail", "review_reasons", "reason"),
             agg("actor, action, reason, note, at", "audit_events", "id"),
-            SELECT_ATTRIBUTION_FROM,
         );
+        if let Some(direct) = &self.direct {
+            // SQLite: the attribution as one more JSON object, so the four columns are
+            // four texts for serde, read on the calling thread (see `super::direct`).
+            let sql = format!(
+                "SELECT json_object({}), {lists} {SELECT_ATTRIBUTION_FROM} WHERE a.id = ?1",
+                ATTRIBUTION_FIELDS
+                    .iter()
+                    .map(|(name, expr)| format!("'{name}', {expr}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let texts = direct.with(|c| {
+                let mut stmt = c.prepare_cached(&sql)?;
+                let mut rows = stmt.query([id])?;
+                let Some(row) = rows.next()? else {
+                    return Ok(None);
+                };
+                Ok(Some::<[String; 4]>([
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                ]))
+            })?;
+            let Some([attribution, rewards, reasons, audit]) = texts else {
+                return Ok(None);
+            };
+            return Ok(Some((
+                parse_json("attribution", &attribution)?,
+                parse_json("rewards", &rewards)?,
+                parse_json("review reasons", &reasons)?,
+                parse_json("audit trail", &audit)?,
+            )));
+        }
+        let sql =
+            format!("{SELECT_ATTRIBUTION_COLS}, {lists} {SELECT_ATTRIBUTION_FROM} WHERE a.id = $1");
         let Some(row) = sqlx::query(dynamic(sql))
             .bind(id)
             .fetch_optional(&self.read)
@@ -229,15 +289,11 @@ impl Store {
             return Ok(None);
         };
         let json = |col: &str| -> Result<String> { Ok(row.try_get::<String, _>(col)?) };
-        let parse = |col: &str, text: String| StoreError::Corrupt(format!("{col}: {text}"));
-        let rewards = json("rewards_json")?;
-        let reasons = json("reasons_json")?;
-        let audit = json("audit_json")?;
         Ok(Some((
             AttributionRow::from_row(&row)?,
-            serde_json::from_str(&rewards).map_err(|e| parse("rewards", e.to_string()))?,
-            serde_json::from_str(&reasons).map_err(|e| parse("review reasons", e.to_string()))?,
-            serde_json::from_str(&audit).map_err(|e| parse("audit trail", e.to_string()))?,
+            parse_json("rewards", &json("rewards_json")?)?,
+            parse_json("review reasons", &json("reasons_json")?)?,
+            parse_json("audit trail", &json("audit_json")?)?,
         )))
     }
 

@@ -1,10 +1,12 @@
 //! SQLite flavour: a file created on first run, WAL mode, one writer connection.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::AnyPool;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Executor};
 
 use super::Result;
@@ -20,7 +22,8 @@ fn with_mode(url: &str, mode: &str) -> String {
     }
 }
 
-pub(super) async fn connect(url: &str) -> Result<(AnyPool, AnyPool)> {
+/// The writer and reader pools, and the database file's path.
+pub(super) async fn connect(url: &str) -> Result<(AnyPool, AnyPool, PathBuf)> {
     fn pragmas<'c>(
         conn: &'c mut sqlx::AnyConnection,
         _meta: sqlx::pool::PoolConnectionMetadata,
@@ -39,8 +42,12 @@ pub(super) async fn connect(url: &str) -> Result<(AnyPool, AnyPool)> {
     }
     let write_opts =
         AnyConnectOptions::from_str(&with_mode(url, "rwc"))?.disable_statement_logging();
+    // No ping before each use (sqlx's default): a SQLite connection is a handle on a local
+    // file and cannot be cut, and the ping is a round trip to the connection's worker
+    // thread, as costly as the query it precedes.
     let write = AnyPoolOptions::new()
         .max_connections(1)
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(60))
         .after_connect(pragmas)
         .connect_with(write_opts)
@@ -52,8 +59,12 @@ pub(super) async fn connect(url: &str) -> Result<(AnyPool, AnyPool)> {
     let read_opts = AnyConnectOptions::from_str(&with_mode(url, "ro"))?.disable_statement_logging();
     let read = AnyPoolOptions::new()
         .max_connections(4)
+        .test_before_acquire(false)
         .after_connect(pragmas)
         .connect_with(read_opts)
         .await?;
-    Ok((write, read))
+    let file = SqliteConnectOptions::from_str(url)?
+        .get_filename()
+        .to_path_buf();
+    Ok((write, read, file))
 }

@@ -1,0 +1,98 @@
+//! SQLite reads on the calling thread, without sqlx.
+//!
+//! Why: sqlx runs every SQLite connection on a worker thread of its own. A query is a
+//! message to that thread and its rows are messages back, and the pool pings the
+//! connection (one more round trip) each time it is returned. On 2 cores those thread
+//! hand-offs cost more than the read itself: a `get_referral` spent more CPU waking
+//! threads than in SQLite. The hottest reads therefore go through these connections,
+//! which run the statement right where the caller is, from a prepared statement.
+//!
+//! What it relies on: a read of a few pages takes microseconds, so running it on an
+//! async worker does not hold up other tasks noticeably. In WAL mode a reader never waits
+//! for the writer; the busy timeout only matters in the rare moment a reader must rebuild
+//! the WAL index after a crash. Each connection is read-only (`query_only`), so nothing
+//! written here can bypass the single writer.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, TryLockError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::{Result, StoreError};
+
+/// A few read-only connections, each used by one caller at a time.
+pub(crate) struct Readers {
+    conns: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readers")
+            .field("connections", &self.conns.len())
+            .finish()
+    }
+}
+
+impl Readers {
+    /// Opens `n` read-only connections on the database file at `path` (already created
+    /// and migrated by the writer).
+    pub(crate) fn open(path: &Path, n: usize) -> Result<Self> {
+        let conns = (0..n.max(1))
+            .map(|_| {
+                let c = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.busy_timeout(Duration::from_secs(10))?;
+                // The same page cache limit as the sqlx readers. No memory map: the
+                // ledger grows with every metered call, and each growth made every reader
+                // remap the file (measured: unmapping and TLB shoot-downs cost more than
+                // the reads they saved).
+                c.execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -32768;")?;
+                Ok(Mutex::new(c))
+            })
+            .collect::<std::result::Result<Vec<_>, rusqlite::Error>>()?;
+        Ok(Self {
+            conns,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs `f` on a free connection (waiting for one only if all are in use, which
+    /// takes more callers at once than there are threads).
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let n = self.conns.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        // A panic while a connection was held leaves it usable: the statement it ran was
+        // read-only and is reset before the next use. So a poisoned lock is taken as is.
+        let free = (0..n).find_map(|i| match self.conns[(start + i) % n].try_lock() {
+            Ok(c) => Some(c),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        });
+        let conn = match free {
+            Some(c) => c,
+            None => self.conns[start]
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        };
+        Ok(f(&conn)?)
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Direct(e)
+    }
+}
+
+/// SQLite busy or locked: the database is refusing work for now.
+pub(super) fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
