@@ -1,7 +1,10 @@
 //! Attributions (referrals), their review reasons and audit trail. Status changes after
 //! the insert are in [`super::status_change`].
 
+use std::sync::OnceLock;
+
 use sqlx::AnyConnection;
+use sqlx::AssertSqlSafe;
 use sqlx::{FromRow, Row};
 
 use super::accounts::{AccountRow, NewAccount, upsert_account};
@@ -104,6 +107,61 @@ const ATTRIBUTION_FIELDS: [(&str, &str); 16] = [
     ("referrer_email", "rr.email"),
     ("referred_email", "rd.email"),
 ];
+
+/// The statement of [`Store::attribution_detail`], built once per dialect: the
+/// attribution and its rewards, review reasons and audit trail as JSON arrays built by
+/// the database, in one round trip. On SQLite the attribution is a JSON object too (four
+/// texts for serde, no column decoding), and each list reads its rows in order from a
+/// subquery that the table's index already sorts; an `ORDER BY` inside the aggregate
+/// would build a temporary b-tree per list (measured: 11.5 µs a read instead of 8.3).
+fn detail_sql(dialect: super::Dialect) -> &'static str {
+    static SQLITE: OnceLock<String> = OnceLock::new();
+    static POSTGRES: OnceLock<String> = OnceLock::new();
+    let build = || {
+        let pairs = |fields: &str| {
+            fields
+                .split(", ")
+                .map(|f| format!("'{f}', x.{f}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let agg = |fields: &str, table: &str, order_by: &str| match dialect {
+            super::Dialect::Sqlite => format!(
+                "(SELECT COALESCE(json_group_array(json_object({})), '[]') FROM (SELECT * FROM {table} x WHERE x.attribution_id = a.id ORDER BY x.{order_by}) x)",
+                pairs(fields)
+            ),
+            super::Dialect::Postgres => format!(
+                "(SELECT COALESCE(json_agg(json_build_object({}) ORDER BY x.{order_by})::text, '[]') FROM {table} x WHERE x.attribution_id = a.id)",
+                pairs(fields)
+            ),
+        };
+        let lists = format!(
+            "{} AS rewards_json, {} AS reasons_json, {} AS audit_json",
+            agg(super::rewards::REWARD_COLS, "rewards", "side DESC"),
+            agg("reason, detail", "review_reasons", "reason"),
+            agg("actor, action, reason, note, at", "audit_events", "id"),
+        );
+        match dialect {
+            super::Dialect::Sqlite => format!(
+                "SELECT json_object({}), {lists} {SELECT_ATTRIBUTION_FROM} WHERE a.id = ?1",
+                ATTRIBUTION_FIELDS
+                    .iter()
+                    .map(|(name, expr)| format!("'{name}', {expr}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            super::Dialect::Postgres => {
+                format!(
+                    "{SELECT_ATTRIBUTION_COLS}, {lists} {SELECT_ATTRIBUTION_FROM} WHERE a.id = $1"
+                )
+            }
+        }
+    };
+    match dialect {
+        super::Dialect::Sqlite => SQLITE.get_or_init(build),
+        super::Dialect::Postgres => POSTGRES.get_or_init(build),
+    }
+}
 
 /// A JSON text the database built, as `T`; a text that does not fit is a corrupt row.
 fn parse_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
@@ -225,39 +283,10 @@ impl Store {
             Vec<AuditRow>,
         )>,
     > {
-        let (list, obj, order) = match self.dialect {
-            super::Dialect::Sqlite => ("json_group_array", "json_object", ""),
-            super::Dialect::Postgres => ("json_agg", "json_build_object", "::text"),
-        };
-        let agg = |fields: &str, table: &str, order_by: &str| {
-            let pairs: Vec<String> = fields
-                .split(", ")
-                .map(|f| format!("'{f}', x.{f}"))
-                .collect();
-            format!(
-                "(SELECT COALESCE({list}({obj}({}) ORDER BY x.{order_by}){order}, '[]') FROM {table} x WHERE x.attribution_id = a.id)",
-                pairs.join(", ")
-            )
-        };
-        let lists = format!(
-            "{} AS rewards_json, {} AS reasons_json, {} AS audit_json",
-            agg(super::rewards::REWARD_COLS, "rewards", "side DESC"),
-            agg("reason, detail", "review_reasons", "reason"),
-            agg("actor, action, reason, note, at", "audit_events", "id"),
-        );
         if let Some(direct) = &self.direct {
-            // SQLite: the attribution as one more JSON object, so the four columns are
-            // four texts for serde, read on the calling thread (see `super::direct`).
-            let sql = format!(
-                "SELECT json_object({}), {lists} {SELECT_ATTRIBUTION_FROM} WHERE a.id = ?1",
-                ATTRIBUTION_FIELDS
-                    .iter()
-                    .map(|(name, expr)| format!("'{name}', {expr}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            // SQLite, on the calling thread (see `super::direct`).
             let texts = direct.with(|c| {
-                let mut stmt = c.prepare_cached(&sql)?;
+                let mut stmt = c.prepare_cached(detail_sql(super::Dialect::Sqlite))?;
                 let mut rows = stmt.query([id])?;
                 let Some(row) = rows.next()? else {
                     return Ok(None);
@@ -279,9 +308,8 @@ impl Store {
                 parse_json("audit trail", &audit)?,
             )));
         }
-        let sql =
-            format!("{SELECT_ATTRIBUTION_COLS}, {lists} {SELECT_ATTRIBUTION_FROM} WHERE a.id = $1");
-        let Some(row) = sqlx::query(dynamic(sql))
+        let sql = detail_sql(self.dialect);
+        let Some(row) = sqlx::query(AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(&self.read)
             .await?
