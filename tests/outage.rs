@@ -76,6 +76,25 @@ async fn a_database_outage_is_unavailable_not_unauthenticated_and_heals_without_
         .referral_code;
     let http = reqwest::Client::new();
     let list = format!("{}/admin/referrals", s.base);
+    // get_referral reads through connections of its own, outside the pool.
+    let listed: Value = http
+        .get(&list)
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let one = format!("{list}/{}", listed["referrals"][0]["id"]);
+    let status_of = |url: String| {
+        let req = http.get(url).header("x-api-key", &key);
+        async move { req.send().await.unwrap().status() }
+    };
+    // Enough calls that each of those connections is open when the outage cuts it.
+    for _ in 0..8 {
+        assert_eq!(status_of(one.clone()).await, 200);
+    }
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
         "params": {"name": "list_referrals", "arguments": {}}});
     assert_eq!(
@@ -102,6 +121,7 @@ async fn a_database_outage_is_unavailable_not_unauthenticated_and_heals_without_
     assert!(r.headers().get("www-authenticate").is_none());
     let p: Value = r.json().await.unwrap();
     assert_eq!(p["code"], "unavailable", "{p}");
+    assert_eq!(status_of(one.clone()).await, 503, "get_referral during the outage");
 
     // MCP: the answer stays inside the protocol, so the client's session survives.
     let (status, answer) = mcp_call(&http, &s, &key, call.clone()).await;
@@ -143,6 +163,15 @@ async fn a_database_outage_is_unavailable_not_unauthenticated_and_heals_without_
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(healed, "REST did not recover after the outage");
+    let mut healed = false;
+    for _ in 0..50 {
+        if status_of(one.clone()).await == 200 {
+            healed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(healed, "get_referral did not recover after the outage");
     let (status, answer) = mcp_call(&http, &s, &key, call).await;
     assert_eq!(status, 200);
     assert_eq!(answer["result"]["isError"], false, "{answer}");

@@ -52,6 +52,27 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         Self { queue }
     }
 
+    /// Like [`Batcher::start`], but the batches run on a thread of their own with a
+    /// blocking `write`: for a writer whose every statement would otherwise be a hop to
+    /// another thread (see `super::debits`). The thread ends when the last `Batcher`
+    /// clone is dropped.
+    pub(crate) fn start_blocking<F>(max: usize, name: &str, mut write: F) -> Result<Self>
+    where
+        F: FnMut(Vec<I>) -> Result<Vec<O>> + Send + 'static,
+    {
+        let (queue, mut rx) = mpsc::channel(4 * max);
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                while let Some(first) = rx.blocking_recv() {
+                    let (items, answers) = gather(first, &mut rx, max);
+                    answer(write(items), answers);
+                }
+            })
+            .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+        Ok(Self { queue })
+    }
+
     /// The item's answer, once the transaction that wrote it is committed.
     pub(crate) async fn submit(&self, item: I) -> Result<O> {
         let (tx, rx) = oneshot::channel();
@@ -66,37 +87,51 @@ where
     Fut: Future<Output = Result<Vec<O>>>,
 {
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < max {
-            match rx.try_recv() {
-                Ok(item) => batch.push(item),
-                Err(_) => break,
-            }
-        }
-        let (items, answers): (Vec<I>, Vec<Answer<O>>) = batch.into_iter().unzip();
-        let n = items.len();
+        let (items, answers) = gather(first, &mut rx, max);
         // One batch at a time: what arrives while this one commits is the next batch.
-        match write(items).await {
-            Ok(outs) if outs.len() == n => {
-                for (out, answer) in outs.into_iter().zip(answers) {
-                    let _ = answer.send(Ok(out));
-                }
-            }
-            Ok(outs) => {
-                // A batch function that lost track of its items: say so to everyone
-                // rather than answer someone with another's result.
-                tracing::error!(
-                    items = n,
-                    answers = outs.len(),
-                    "batch answered the wrong number of items"
-                );
-                fail(
-                    answers,
-                    StoreError::Db(sqlx::Error::Protocol("batch answer count".into())),
-                );
-            }
-            Err(e) => fail(answers, e),
+        answer(write(items).await, answers);
+    }
+}
+
+/// The first item and whatever else is queued, up to `max`.
+fn gather<I, O>(
+    first: (I, Answer<O>),
+    rx: &mut mpsc::Receiver<(I, Answer<O>)>,
+    max: usize,
+) -> (Vec<I>, Vec<Answer<O>>) {
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(item) => batch.push(item),
+            Err(_) => break,
         }
+    }
+    batch.into_iter().unzip()
+}
+
+/// Gives each writer its item's answer, or everyone the batch's failure.
+fn answer<O>(written: Result<Vec<O>>, answers: Vec<Answer<O>>) {
+    let n = answers.len();
+    match written {
+        Ok(outs) if outs.len() == n => {
+            for (out, answer) in outs.into_iter().zip(answers) {
+                let _ = answer.send(Ok(out));
+            }
+        }
+        Ok(outs) => {
+            // A batch function that lost track of its items: say so to everyone rather
+            // than answer someone with another's result.
+            tracing::error!(
+                items = n,
+                answers = outs.len(),
+                "batch answered the wrong number of items"
+            );
+            fail(
+                answers,
+                StoreError::Db(sqlx::Error::Protocol("batch answer count".into())),
+            );
+        }
+        Err(e) => fail(answers, e),
     }
 }
 

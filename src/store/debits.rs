@@ -5,12 +5,12 @@
 //! trip to that connection's worker thread, which under load costs a scheduling delay of
 //! hundreds of microseconds on 2 cores: the writer, not the disk or the CPU, capped
 //! metered throughput (measured: groups of 14 debits took 2.5-3 ms, 0.4 ms of it only to
-//! begin). Here concurrent debits queue; one task takes everything queued and runs it as
-//! ONE query — `BEGIN IMMEDIATE`, the debits, a `SELECT` of the keys charged, `COMMIT` —
-//! which SQLite executes in one call on the worker thread: one round trip per batch. The
-//! statements are the same conditional UPDATE and ledger INSERT as a lone debit, so
-//! nothing can overdraw, and every caller is answered after the COMMIT (on disk). While
-//! a batch commits the next gathers, so the busier the server, the more each carries.
+//! begin). Here concurrent debits queue, and one writer takes everything queued and
+//! charges it in one transaction. On SQLite that writer is a thread with its own
+//! connection (see [`start_sqlite`]), running the same conditional UPDATE and ledger
+//! INSERT per debit as a lone debit would, so nothing can overdraw; every caller is
+//! answered after the COMMIT (on disk). While a batch commits the next gathers, so the
+//! busier the server, the more each carries.
 //!
 //! On PostgreSQL the limit is different: every debit of an account updates that
 //! account's balance row, so concurrent debits of one busy account wait for each other's
@@ -23,7 +23,7 @@ use std::collections::HashSet;
 use sqlx::AnyPool;
 
 use super::batch::Batcher;
-use super::{Dialect, Result, StoreError, dynamic};
+use super::{Result, dynamic};
 
 /// One debit: `cost` from `account` under `key`, if the balance covers it.
 pub(crate) struct Debit {
@@ -40,57 +40,66 @@ pub(crate) type DebitBatcher = Batcher<Debit, bool>;
 /// Debits per query: 5 parameters each, far below SQLite's limit of 32,766.
 const MAX_BATCH: usize = 128;
 
-/// `write` is the write pool: on SQLite the single writer connection, shared with the
-/// group commit (each takes it for one transaction at a time).
-pub(crate) fn start(write: AnyPool, dialect: Dialect) -> DebitBatcher {
+/// PostgreSQL: batches through the pool (see [`batch_sql_pg`]).
+pub(crate) fn start_pg(pool: AnyPool) -> DebitBatcher {
     Batcher::start(MAX_BATCH, move |debits: Vec<Debit>| {
-        let write = write.clone();
+        let pool = pool.clone();
         async move {
-            let charged = match dialect {
-                Dialect::Sqlite => charge(&write, &debits).await?,
-                Dialect::Postgres => charge_pg(&write, &debits).await?,
-            };
+            let charged = charge_pg(&pool, &debits).await?;
             Ok(debits.iter().map(|d| charged.contains(&d.key)).collect())
         }
     })
 }
 
-/// The SQL of a batch of `n` debits, as one transaction: for each, the conditional
-/// UPDATE and an INSERT that runs only if that UPDATE changed a row (`changes()` is the
-/// row count of the statement just before); then the keys that were charged; COMMIT.
-fn batch_sql(n: usize) -> String {
-    let mut sql = String::with_capacity(n * 260 + 96);
-    sql.push_str("BEGIN IMMEDIATE;\n");
-    let mut keys = Vec::with_capacity(n);
-    for i in 0..n {
-        let p = |k: usize| format!("${}", i * 5 + k);
-        let (key, account, cost, kind, at) = (p(1), p(2), p(3), p(4), p(5));
-        sql.push_str(&format!(
-            "UPDATE balances SET balance = balance - {cost} WHERE account = {account} AND balance >= {cost};
-             INSERT INTO ledger (account, delta, kind, idempotency_key, at) SELECT {account}, -{cost}, {kind}, {key}, {at} WHERE changes() = 1;\n"
-        ));
-        keys.push(key);
-    }
-    sql.push_str(&format!(
-        "SELECT idempotency_key FROM ledger WHERE idempotency_key IN ({});\nCOMMIT;",
-        keys.join(", ")
-    ));
-    sql
+/// SQLite: batches on a thread of their own, through a rusqlite connection on the
+/// database `file`, one prepared UPDATE and INSERT per debit.
+///
+/// Why not through sqlx: there every statement of the batch, its result and the pool's
+/// ping on release were messages between threads, and on 2 cores those hand-offs cost
+/// more than the statements. Here a batch costs one wake-up of this thread and one per
+/// caller answered.
+///
+/// SQLite has one writer at a time, and the sqlx writer pool (one connection) is how the
+/// rest of the store takes turns: so this thread takes that pool's connection for the
+/// length of each transaction, and writes only while it holds it. Nothing else writes in
+/// the meantime, and no writer ever meets a locked database and sleeps in SQLite's busy
+/// handler.
+pub(crate) fn start_sqlite(write: AnyPool, file: &std::path::Path) -> Result<DebitBatcher> {
+    let mut conn = super::direct::writer(file)?;
+    let rt = tokio::runtime::Handle::current();
+    Batcher::start_blocking(MAX_BATCH, "referral-debits", move |debits: Vec<Debit>| {
+        // Entered, so that the turn's connection can go back to its pool when dropped.
+        let _rt = rt.enter();
+        let turn = rt.block_on(write.acquire())?;
+        let charged = charge_direct(&mut conn, &debits);
+        drop(turn);
+        charged
+    })
 }
 
-/// Runs one batch; on any failure the transaction is rolled back (nothing was charged)
-/// and every debit of the batch gets the error.
-async fn charge(write: &AnyPool, debits: &[Debit]) -> Result<HashSet<String>> {
-    let mut conn = write.acquire().await?;
-    let q = bound(batch_sql(debits.len()), debits);
-    match q.fetch_all(&mut *conn).await {
-        Ok(keys) => Ok(keys.into_iter().collect()),
-        Err(e) => {
-            // A statement failed part-way: the transaction may still be open.
-            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-            Err(StoreError::Db(e))
+/// One batch in one transaction: per debit, the conditional UPDATE and, if it changed
+/// the balance, the ledger row. Any failure rolls the whole batch back (the transaction
+/// is dropped uncommitted), so nothing of it was charged.
+fn charge_direct(conn: &mut rusqlite::Connection, debits: &[Debit]) -> Result<Vec<bool>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut charged = Vec::with_capacity(debits.len());
+    {
+        let mut take = tx.prepare_cached(
+            "UPDATE balances SET balance = balance - ?1 WHERE account = ?2 AND balance >= ?1",
+        )?;
+        let mut record = tx.prepare_cached(
+            "INSERT INTO ledger (account, delta, kind, idempotency_key, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for d in debits {
+            let ok = take.execute(rusqlite::params![d.cost, d.account])? == 1;
+            if ok {
+                record.execute(rusqlite::params![d.account, -d.cost, d.kind, d.key, d.at])?;
+            }
+            charged.push(ok);
         }
     }
+    tx.commit()?;
+    Ok(charged)
 }
 
 /// PostgreSQL: the whole batch as one statement, so one round trip and one commit. Per

@@ -83,6 +83,21 @@ impl Readers {
     }
 }
 
+/// A writing connection, for a writer that runs on a thread of its own (see
+/// `super::debits`), with the pragmas of the sqlx writer: foreign keys enforced, a write
+/// on disk before it is acknowledged.
+pub(crate) fn writer(path: &Path) -> Result<Connection> {
+    let c = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.busy_timeout(Duration::from_secs(10))?;
+    c.execute_batch(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -32768;",
+    )?;
+    Ok(c)
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Direct(e)

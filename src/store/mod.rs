@@ -17,6 +17,7 @@ mod direct;
 mod group_commit;
 mod keys;
 pub mod ledger;
+mod pinned;
 mod postgres;
 pub mod referrals;
 pub mod rewards;
@@ -94,6 +95,9 @@ fn unavailable_code(code: &str) -> bool {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// PostgreSQL connections kept for the hottest reads, besides the pool's 16.
+const PINNED_READERS: usize = 4;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Sqlite,
@@ -129,6 +133,9 @@ pub struct Store {
     clicks: clicks::ClickBatcher,
     /// SQLite only: the hottest reads, on the calling thread (see [`direct`]).
     direct: Option<std::sync::Arc<direct::Readers>>,
+    /// PostgreSQL only: connections outside the pool for the hottest reads (see
+    /// [`pinned`]).
+    pinned: Option<std::sync::Arc<pinned::Pinned>>,
 }
 
 impl Store {
@@ -141,7 +148,8 @@ impl Store {
             let readers = std::thread::available_parallelism().map_or(4, |n| n.get() + 2);
             Ok(Self {
                 direct: Some(std::sync::Arc::new(direct::Readers::open(&file, readers)?)),
-                debits: debits::start(write.clone(), Dialect::Sqlite),
+                pinned: None,
+                debits: debits::start_sqlite(write.clone(), &file)?,
                 clicks: clicks::start(write.clone(), Dialect::Sqlite),
                 group: Some(group),
                 write,
@@ -150,14 +158,16 @@ impl Store {
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = postgres::connect(url).await?;
+            let pinned = pinned::Pinned::new(pool.connect_options(), PINNED_READERS);
             Ok(Self {
-                debits: debits::start(pool.clone(), Dialect::Postgres),
+                debits: debits::start_pg(pool.clone()),
                 clicks: clicks::start(pool.clone(), Dialect::Postgres),
                 write: pool.clone(),
                 read: pool,
                 dialect: Dialect::Postgres,
                 group: None,
                 direct: None,
+                pinned: Some(std::sync::Arc::new(pinned)),
             })
         } else {
             Err(StoreError::UnsupportedUrl)

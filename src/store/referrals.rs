@@ -308,12 +308,20 @@ impl Store {
                 parse_json("audit trail", &audit)?,
             )));
         }
-        let sql = detail_sql(self.dialect);
-        let Some(row) = sqlx::query(AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?
-        else {
+        let sql = AssertSqlSafe(detail_sql(self.dialect));
+        let row = match &self.pinned {
+            Some(pinned) => {
+                pinned
+                    .with(move |c| {
+                        Box::pin(
+                            async move { Ok(sqlx::query(sql).bind(id).fetch_optional(c).await?) },
+                        )
+                    })
+                    .await?
+            }
+            None => sqlx::query(sql).bind(id).fetch_optional(&self.read).await?,
+        };
+        let Some(row) = row else {
             return Ok(None);
         };
         let json = |col: &str| -> Result<String> { Ok(row.try_get::<String, _>(col)?) };
