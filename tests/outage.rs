@@ -121,7 +121,11 @@ async fn a_database_outage_is_unavailable_not_unauthenticated_and_heals_without_
     assert!(r.headers().get("www-authenticate").is_none());
     let p: Value = r.json().await.unwrap();
     assert_eq!(p["code"], "unavailable", "{p}");
-    assert_eq!(status_of(one.clone()).await, 503, "get_referral during the outage");
+    assert_eq!(
+        status_of(one.clone()).await,
+        503,
+        "get_referral during the outage"
+    );
 
     // MCP: the answer stays inside the protocol, so the client's session survives.
     let (status, answer) = mcp_call(&http, &s, &key, call.clone()).await;

@@ -111,7 +111,7 @@ impl Referrals {
             }
             Err(e) => return refuse(e).await,
         };
-        let public_id = self.settings.ids.random_id("clk_");
+        let public_id = self.settings.ids.time_ordered_id("clk_");
         let stored = self
             .store
             .insert_click(

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use sqlx::{AnyPool, FromRow, Row};
 
 use super::batch::Batcher;
-use super::{Dialect, Result, Store, StoreError, dynamic};
+use super::{Result, Store, StoreError, dynamic};
 
 /// A sanitized click ready to store (see `core::click`).
 #[derive(Debug, Clone)]
@@ -58,79 +58,137 @@ pub enum ClickStored {
 
 pub(crate) type ClickBatcher = Batcher<(NewClick, Option<ClickLimit>), ClickStored>;
 
-/// Clicks per query: 20 parameters each, far below SQLite's limit of 32,766.
+/// Clicks per transaction (on PostgreSQL, 20 parameters each per statement).
 const MAX_BATCH: usize = 128;
 
 /// Public click capture is the one write that arrives in floods, and each click is four
 /// writes (the rate-limit hit, the click, the account's counters, the day's counters).
 /// As a transaction of its own each was four or five round trips to the writer, and the
 /// writer capped capture at about 2,300 clicks/s on SQLite. Here concurrent clicks are
-/// written as one query per batch (see [`super::batch`]): on SQLite every click's
-/// statements run in order inside one `BEGIN IMMEDIATE … COMMIT`, exactly as they would
-/// one at a time; on PostgreSQL a batch is three statements (see [`write_batch_pg`]).
-pub(crate) fn start(write: AnyPool, dialect: Dialect) -> ClickBatcher {
+/// written as one transaction per batch (see [`super::batch`]): on SQLite every click's
+/// statements run in order, exactly as they would one at a time (see [`start_sqlite`]);
+/// on PostgreSQL a batch is three statements (see [`write_batch_pg`]).
+pub(crate) fn start_pg(pool: AnyPool) -> ClickBatcher {
     Batcher::start(
         MAX_BATCH,
         move |clicks: Vec<(NewClick, Option<ClickLimit>)>| {
-            let write = write.clone();
-            async move {
-                match dialect {
-                    Dialect::Sqlite => write_batch(&write, &clicks).await,
-                    Dialect::Postgres => write_batch_pg(&write, &clicks).await,
-                }
-            }
+            let pool = pool.clone();
+            async move { write_batch_pg(&pool, &clicks).await }
         },
     )
 }
 
-/// SQLite: each click as the statements a lone click would run — count the hit, insert
-/// the click only if the window is within the limit (unique when no click of this
-/// visitor on this code is in the last hour: earlier clicks of the batch are already
-/// inserted, so they count), bump the account and the day if it was inserted — then the
-/// clicks stored, and COMMIT. Parameters per click: see [`bind_click`].
-fn batch_sql(n: usize) -> String {
-    let mut sql = String::with_capacity(n * 1400 + 128);
-    sql.push_str("BEGIN IMMEDIATE;\n");
-    let mut ids = Vec::with_capacity(n);
-    for i in 0..n {
-        let p = |k: usize| format!("${}", i * PARAMS + k);
-        let (id, code, account, campaign) = (p(1), p(2), p(3), p(4));
-        let (is_bot, ip_hash, since, at, day) = (p(13), p(14), p(15), p(16), p(17));
-        let (bucket, window, max) = (p(18), p(19), p(20));
-        let values = (1..=14).map(p).collect::<Vec<_>>().join(", ");
-        sql.push_str(&format!(
-            "INSERT INTO rate_limits (bucket, window_start, hits) SELECT {bucket}, {window}, 1 WHERE {bucket} IS NOT NULL
-               ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1;
-             INSERT INTO clicks ({CLICK_COLUMNS}, is_unique, created_at)
-               SELECT {values},
-                 CASE WHEN {is_bot} = 0 AND NOT EXISTS (
-                   SELECT 1 FROM clicks WHERE code = {code} AND ip_hash = {ip_hash} AND created_at > {since}
-                 ) THEN 1 ELSE 0 END, {at}
-               WHERE {max} IS NULL OR (SELECT hits FROM rate_limits WHERE bucket = {bucket} AND window_start = {window}) <= {max};
-             UPDATE accounts SET clicks_total = clicks_total + 1,
-               clicks_unique = clicks_unique + (SELECT is_unique FROM clicks WHERE public_id = {id})
-               WHERE id = {account} AND EXISTS (SELECT 1 FROM clicks WHERE public_id = {id});
-             INSERT INTO click_daily (day, campaign, total, unique_count, bots)
-               SELECT {day}, {campaign}, 1, is_unique, is_bot FROM clicks WHERE public_id = {id}
-               ON CONFLICT (day, campaign) DO UPDATE SET total = click_daily.total + 1,
-                 unique_count = click_daily.unique_count + excluded.unique_count,
-                 bots = click_daily.bots + excluded.bots;\n"
-        ));
-        ids.push(id);
+/// SQLite: batches on a thread of their own through a rusqlite connection, taking the
+/// sqlx writer's connection as their turn, as the metering debits do and for the same
+/// reason (see `super::debits::start_sqlite`): through sqlx each of a click's statements
+/// was a message between threads, and the batch's SQL was rebuilt and re-bound as text.
+pub(crate) fn start_sqlite(write: AnyPool, file: &std::path::Path) -> Result<ClickBatcher> {
+    let mut conn = super::direct::writer(file)?;
+    let rt = tokio::runtime::Handle::current();
+    Batcher::start_blocking(
+        MAX_BATCH,
+        "referral-clicks",
+        move |clicks: Vec<(NewClick, Option<ClickLimit>)>| {
+            // Entered, so that the turn's connection can go back to its pool when dropped.
+            let _rt = rt.enter();
+            let turn = rt.block_on(write.acquire())?;
+            let stored = write_batch_direct(&mut conn, &clicks);
+            drop(turn);
+            stored
+        },
+    )
+}
+
+/// SQLite: each click as the statements a lone click would run, in order, in one
+/// transaction: count the hit; if the window is within the limit, insert the click
+/// (unique when not a bot and no click of this visitor on this code is in the last hour:
+/// earlier clicks of the batch are already inserted, so they count) and add it to the
+/// account's and the day's counters. Any failure rolls the whole batch back.
+fn write_batch_direct(
+    conn: &mut rusqlite::Connection,
+    clicks: &[(NewClick, Option<ClickLimit>)],
+) -> Result<Vec<ClickStored>> {
+    use rusqlite::{OptionalExtension, params};
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut out = Vec::with_capacity(clicks.len());
+    {
+        let mut hit = tx.prepare_cached(
+            "INSERT INTO rate_limits (bucket, window_start, hits) VALUES (?1, ?2, 1)
+             ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1
+             RETURNING hits",
+        )?;
+        let mut seen = tx.prepare_cached(
+            "SELECT 1 FROM clicks WHERE code = ?1 AND ip_hash = ?2 AND created_at > ?3 LIMIT 1",
+        )?;
+        let mut insert = tx.prepare_cached(&format!(
+            "INSERT INTO clicks ({CLICK_COLUMNS}, is_unique, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+        ))?;
+        let mut account = tx.prepare_cached(
+            "UPDATE accounts SET clicks_total = clicks_total + 1, clicks_unique = clicks_unique + ?2
+             WHERE id = ?1",
+        )?;
+        let mut daily = tx.prepare_cached(
+            "INSERT INTO click_daily (day, campaign, total, unique_count, bots) VALUES (?1, ?2, 1, ?3, ?4)
+             ON CONFLICT (day, campaign) DO UPDATE SET total = click_daily.total + 1,
+               unique_count = click_daily.unique_count + excluded.unique_count,
+               bots = click_daily.bots + excluded.bots",
+        )?;
+        for (c, limit) in clicks {
+            if let Some(l) = limit {
+                let hits: i64 = hit.query_row(params![l.bucket, l.window_start], |r| r.get(0))?;
+                if hits > l.max_hits {
+                    out.push(ClickStored::RateLimited);
+                    continue;
+                }
+            }
+            let unique = !c.is_bot
+                && seen
+                    .query_row(
+                        params![c.code, c.ip_hash, c.at - DEDUPE_WINDOW_SECS],
+                        |_| Ok(()),
+                    )
+                    .optional()?
+                    .is_none();
+            let [s, m, n, t, k] = &c.utm;
+            insert.execute(params![
+                c.public_id,
+                c.code,
+                c.referrer_account,
+                c.campaign,
+                c.landing_path,
+                s,
+                m,
+                n,
+                t,
+                k,
+                c.referrer_host,
+                c.ua_family,
+                i64::from(c.is_bot),
+                c.ip_hash,
+                i64::from(unique),
+                c.at,
+            ])?;
+            account.execute(params![c.referrer_account, i64::from(unique)])?;
+            daily.execute(params![
+                c.at.div_euclid(86_400),
+                c.campaign,
+                i64::from(unique),
+                i64::from(c.is_bot)
+            ])?;
+            out.push(ClickStored::Stored { unique });
+        }
     }
-    sql.push_str(&format!(
-        "SELECT public_id, is_unique FROM clicks WHERE public_id IN ({});\nCOMMIT;",
-        ids.join(", ")
-    ));
-    sql
+    tx.commit()?;
+    Ok(out)
 }
 
 const CLICK_COLUMNS: &str = "public_id, code, referrer_account, campaign, landing_path, utm_source, utm_medium, utm_campaign, utm_term, utm_content, referrer_host, ua_family, is_bot, ip_hash";
 
-/// Parameters per click in [`batch_sql`].
+/// Parameters per click in [`insert_sql_pg`].
 const PARAMS: usize = 20;
 
-/// A click's 20 parameters, in the order [`batch_sql`] numbers them: the 14 columns of
+/// A click's 20 parameters, in the order [`insert_sql_pg`] numbers them: the 14 columns of
 /// [`CLICK_COLUMNS`], the start of the dedupe window, the time, the day, and the limit
 /// (bucket, window start, max hits; NULL when the click is not rate-limited).
 fn bind_click<'q>(
@@ -174,25 +232,6 @@ fn outcomes(
             (None, None) => Err(StoreError::Db(sqlx::Error::RowNotFound)),
         })
         .collect()
-}
-
-async fn write_batch(
-    write: &AnyPool,
-    clicks: &[(NewClick, Option<ClickLimit>)],
-) -> Result<Vec<ClickStored>> {
-    let mut conn = write.acquire().await?;
-    let mut q = sqlx::query_as::<_, (String, i64)>(dynamic(batch_sql(clicks.len())));
-    for (c, limit) in clicks {
-        q = bind_click(q, c, limit.as_ref());
-    }
-    match q.fetch_all(&mut *conn).await {
-        Ok(stored) => outcomes(clicks, stored),
-        Err(e) => {
-            // A statement failed part-way: the transaction may still be open.
-            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-            Err(StoreError::Db(e))
-        }
-    }
 }
 
 /// PostgreSQL: one transaction of three statements per batch. First the rate-limit hits,

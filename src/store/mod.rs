@@ -150,7 +150,7 @@ impl Store {
                 direct: Some(std::sync::Arc::new(direct::Readers::open(&file, readers)?)),
                 pinned: None,
                 debits: debits::start_sqlite(write.clone(), &file)?,
-                clicks: clicks::start(write.clone(), Dialect::Sqlite),
+                clicks: clicks::start_sqlite(write.clone(), &file)?,
                 group: Some(group),
                 write,
                 read,
@@ -161,7 +161,7 @@ impl Store {
             let pinned = pinned::Pinned::new(pool.connect_options(), PINNED_READERS);
             Ok(Self {
                 debits: debits::start_pg(pool.clone()),
-                clicks: clicks::start(pool.clone(), Dialect::Postgres),
+                clicks: clicks::start_pg(pool.clone()),
                 write: pool.clone(),
                 read: pool,
                 dialect: Dialect::Postgres,
