@@ -78,25 +78,14 @@ pub(crate) fn start_pg(pool: AnyPool) -> ClickBatcher {
     )
 }
 
-/// SQLite: batches on a thread of their own through a rusqlite connection, taking the
-/// sqlx writer's connection as their turn, as the metering debits do and for the same
-/// reason (see `super::debits::start_sqlite`): through sqlx each of a click's statements
-/// was a message between threads, and the batch's SQL was rebuilt and re-bound as text.
+/// SQLite: batches on a thread of their own through a rusqlite connection, as the
+/// metering debits do and for the same reason (see [`super::direct::start_writer`]):
+/// through sqlx each of a click's statements was a message between threads, and the
+/// batch's SQL was rebuilt and re-bound as text.
 pub(crate) fn start_sqlite(write: AnyPool, file: &std::path::Path) -> Result<ClickBatcher> {
-    let mut conn = super::direct::writer(file)?;
-    let rt = tokio::runtime::Handle::current();
-    Batcher::start_blocking(
-        MAX_BATCH,
-        "referral-clicks",
-        move |clicks: Vec<(NewClick, Option<ClickLimit>)>| {
-            // Entered, so that the turn's connection can go back to its pool when dropped.
-            let _rt = rt.enter();
-            let turn = rt.block_on(write.acquire())?;
-            let stored = write_batch_direct(&mut conn, &clicks);
-            drop(turn);
-            stored
-        },
-    )
+    super::direct::start_writer("referral-clicks", MAX_BATCH, write, file, |conn, clicks| {
+        write_batch_direct(conn, &clicks)
+    })
 }
 
 /// SQLite: each click as the statements a lone click would run, in order, in one

@@ -37,7 +37,7 @@ pub(crate) struct Debit {
 /// Answers whether each debit was charged (false: the balance did not cover it).
 pub(crate) type DebitBatcher = Batcher<Debit, bool>;
 
-/// Debits per query: 5 parameters each, far below SQLite's limit of 32,766.
+/// Debits per transaction (on PostgreSQL, 5 parameters each per statement).
 const MAX_BATCH: usize = 128;
 
 /// PostgreSQL: batches through the pool (see [`batch_sql_pg`]).
@@ -51,29 +51,12 @@ pub(crate) fn start_pg(pool: AnyPool) -> DebitBatcher {
     })
 }
 
-/// SQLite: batches on a thread of their own, through a rusqlite connection on the
-/// database `file`, one prepared UPDATE and INSERT per debit.
-///
-/// Why not through sqlx: there every statement of the batch, its result and the pool's
-/// ping on release were messages between threads, and on 2 cores those hand-offs cost
-/// more than the statements. Here a batch costs one wake-up of this thread and one per
-/// caller answered.
-///
-/// SQLite has one writer at a time, and the sqlx writer pool (one connection) is how the
-/// rest of the store takes turns: so this thread takes that pool's connection for the
-/// length of each transaction, and writes only while it holds it. Nothing else writes in
-/// the meantime, and no writer ever meets a locked database and sleeps in SQLite's busy
-/// handler.
+/// SQLite: batches on a thread of their own through a rusqlite connection on the
+/// database `file`, one prepared UPDATE and INSERT per debit (see
+/// [`super::direct::start_writer`] for why, and how it shares the single writer).
 pub(crate) fn start_sqlite(write: AnyPool, file: &std::path::Path) -> Result<DebitBatcher> {
-    let mut conn = super::direct::writer(file)?;
-    let rt = tokio::runtime::Handle::current();
-    Batcher::start_blocking(MAX_BATCH, "referral-debits", move |debits: Vec<Debit>| {
-        // Entered, so that the turn's connection can go back to its pool when dropped.
-        let _rt = rt.enter();
-        let turn = rt.block_on(write.acquire())?;
-        let charged = charge_direct(&mut conn, &debits);
-        drop(turn);
-        charged
+    super::direct::start_writer("referral-debits", MAX_BATCH, write, file, |conn, debits| {
+        charge_direct(conn, &debits)
     })
 }
 
