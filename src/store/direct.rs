@@ -16,12 +16,12 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, TryLockError};
-use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 use sqlx::AnyPool;
 
 use super::batch::Batcher;
+use super::sqlite::CONNECTION_PRAGMAS;
 use super::{Result, StoreError};
 
 /// A few read-only connections, each used by one caller at a time.
@@ -48,12 +48,12 @@ impl Readers {
                     path,
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
-                c.busy_timeout(Duration::from_secs(10))?;
-                // The same page cache limit as the sqlx readers. No memory map: the
-                // ledger grows with every metered call, and each growth made every reader
-                // remap the file (measured: unmapping and TLB shoot-downs cost more than
-                // the reads they saved).
-                c.execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -32768;")?;
+                // Set up as the sqlx readers are. No memory map: the ledger grows with
+                // every metered call, and each growth made every reader remap the file
+                // (measured: unmapping and TLB shoot-downs cost more than the reads they
+                // saved).
+                c.execute_batch(CONNECTION_PRAGMAS)?;
+                c.execute_batch("PRAGMA query_only = ON;")?;
                 Ok(Mutex::new(c))
             })
             .collect::<std::result::Result<Vec<_>, rusqlite::Error>>()?;
@@ -97,8 +97,8 @@ impl Readers {
 /// rest of the store takes turns: so this thread takes that pool's connection for the
 /// length of each batch, and writes only while it holds it. Nothing else writes in the
 /// meantime, and no writer ever meets a locked database and sleeps in SQLite's busy
-/// handler. The connection has the sqlx writer's pragmas: foreign keys enforced, a write
-/// on disk before it is acknowledged.
+/// handler. The connection is set up as the sqlx writer is ([`CONNECTION_PRAGMAS`]):
+/// foreign keys enforced, a write on disk before it is acknowledged.
 pub(crate) fn start_writer<I, O, F>(
     name: &str,
     max: usize,
@@ -115,10 +115,7 @@ where
         file,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    conn.execute_batch(
-        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -32768;",
-    )?;
+    conn.execute_batch(CONNECTION_PRAGMAS)?;
     let rt = tokio::runtime::Handle::current();
     Batcher::start_blocking(max, name, move |items| {
         // Entered, so that the turn's connection can go back to its pool when dropped.

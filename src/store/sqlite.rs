@@ -22,6 +22,13 @@ fn with_mode(url: &str, mode: &str) -> String {
     }
 }
 
+/// What every connection to the file is set up with, through sqlx or rusqlite (see
+/// `super::direct`). FULL: a write is on disk before it is acknowledged. foreign_keys:
+/// enforce references. busy_timeout: readers may briefly meet a checkpoint. cache_size:
+/// 32 MB of pages per connection instead of SQLite's 2 MB, so that the indexes of a busy
+/// clicks table stay in memory (a limit, not an allocation).
+pub(super) const CONNECTION_PRAGMAS: &str = "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA cache_size = -32768;";
+
 /// The writer and reader pools, and the database file's path.
 pub(super) async fn connect(url: &str) -> Result<(AnyPool, AnyPool, PathBuf)> {
     fn pragmas<'c>(
@@ -29,14 +36,7 @@ pub(super) async fn connect(url: &str) -> Result<(AnyPool, AnyPool, PathBuf)> {
         _meta: sqlx::pool::PoolConnectionMetadata,
     ) -> futures::future::BoxFuture<'c, std::result::Result<(), sqlx::Error>> {
         Box::pin(async move {
-            // FULL: a write is on disk before it is acknowledged. foreign_keys: enforce
-            // references. busy_timeout: readers may briefly meet a checkpoint. cache_size:
-            // 32 MB of pages per connection instead of SQLite's 2 MB, so that the
-            // indexes of a busy clicks table stay in memory (a limit, not an allocation).
-            conn.execute(
-                "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA cache_size = -32768;",
-            )
-            .await?;
+            conn.execute(CONNECTION_PRAGMAS).await?;
             Ok(())
         })
     }
