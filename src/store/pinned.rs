@@ -7,12 +7,12 @@
 //!
 //! Answers stay true when the database goes away: a connection whose query failed
 //! because the server could not be reached is dropped, and the next caller opens a new
-//! one; one that sat idle for over a second is pinged first, as the pool does (see
+//! one; one that sat idle for over [`TRUST_IDLE`] is pinged first, as the pool does (see
 //! `super::postgres`). A caller that gives up mid-query drops the connection with it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::future::BoxFuture;
 use sqlx::any::AnyConnectOptions;
@@ -20,9 +20,7 @@ use sqlx::{AnyConnection, ConnectOptions, Connection};
 use tokio::sync::Mutex;
 
 use super::Result;
-
-/// A connection used within this long is taken to be alive.
-const TRUST_IDLE: Duration = Duration::from_secs(1);
+use super::postgres::TRUST_IDLE;
 
 pub(crate) struct Pinned {
     options: Arc<AnyConnectOptions>,

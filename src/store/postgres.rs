@@ -29,8 +29,9 @@ pub(super) async fn connect(url: &str) -> Result<AnyPool> {
     Ok(pool)
 }
 
-/// Connections idle for longer than this are pinged before use.
-const TRUST_IDLE: Duration = Duration::from_secs(1);
+/// Connections idle for longer than this are pinged before use (here and in
+/// `super::pinned`).
+pub(super) const TRUST_IDLE: Duration = Duration::from_secs(1);
 
 fn ping_if_idle<'c>(
     conn: &'c mut sqlx::AnyConnection,
