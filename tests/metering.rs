@@ -218,6 +218,43 @@ async fn batched_debits_of_several_accounts_each_stop_at_their_own_balance() {
     }
 }
 
+/// Debits of one account that arrive together and cost more in total than its balance:
+/// each is charged, in arrival order, exactly when what is left covers it, as if it came
+/// alone (a later cheaper one still fits after a dearer one was refused).
+#[tokio::test]
+async fn debits_arriving_together_beyond_the_balance_each_take_only_what_is_left() {
+    for db in databases().await {
+        let t = app(&db).await;
+        t.core.top_up(&account("five"), 5, "t5").await.unwrap();
+        let calls = [3, 3, 1, 2].into_iter().enumerate().map(|(i, cost)| {
+            let store = t.store.clone();
+            async move {
+                store
+                    .debit(
+                        &format!("usage:together{i}"),
+                        "five",
+                        cost,
+                        "get_referral",
+                        START,
+                    )
+                    .await
+                    .unwrap()
+                    .is_some()
+            }
+        });
+        let charged: Vec<bool> = futures::future::join_all(calls).await;
+        assert_eq!(charged, [true, false, true, false], "[{}]", db.label);
+        assert_eq!(t.store.balance("five").await.unwrap(), 1, "[{}]", db.label);
+        assert_eq!(ledger_sum(&db, "five", None).await, 1, "[{}]", db.label);
+        assert_eq!(
+            ledger_rows_with_prefix(&db, "usage:together").await,
+            2,
+            "[{}] a ledger row per charged debit",
+            db.label
+        );
+    }
+}
+
 /// The local ledger credits a recover group in one write (`credit_many`): each key adds
 /// its credits once, a key written before is "already added" when account and amount
 /// match, and a conflict naming what the key holds when they do not; a conflict adds
