@@ -28,7 +28,9 @@
 //! about what the server accepts, and an anonymous flood costs no JSON parsing). It only
 //! looks at `POST`s whose `Content-Type` is JSON and whose `Accept` rmcp would take;
 //! anything else goes on untouched so rmcp's own `405`/`406`/`415` answers stay as they
-//! are. Well-formed requests go on with the same bytes.
+//! are. Well-formed requests go on with the same bytes, except a plain `tools/call`,
+//! which is read once, in its exact shape, and answered by the fast lane
+//! (`FastLane::admit_plain`).
 
 use std::sync::Arc;
 
@@ -122,6 +124,9 @@ pub(crate) async fn check_envelope(
             .into_response();
         }
     };
+    if let Some(call) = lane.admit_plain(&parts, &bytes) {
+        return lane.call(parts, call).await;
+    }
     let msg = match check(&bytes) {
         Ok(msg) => msg,
         Err(e) => return e.into_response(),

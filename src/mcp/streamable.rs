@@ -78,11 +78,18 @@ pub fn router(app: App, opts: McpHttpOptions, shutdown: &CancellationToken) -> R
         .with_cancellation_token(shutdown.child_token());
     let server = ReferralServer::new(app.clone(), opts.filter, None);
     let lane = Arc::new(FastLane::new(server.clone(), opts.allowed_hosts.clone()));
-    let mcp = StreamableHttpService::new(
+    // Shared, not cloned per request: axum clones a route's service for every request,
+    // and rmcp's clones its whole configuration (the host and origin lists); most calls
+    // never reach it (the fast lane answers them).
+    let mcp = Arc::new(StreamableHttpService::new(
         move || Ok(server.new_session()),
         Arc::new(LocalSessionManager::default()),
         config,
-    );
+    ));
+    let mcp = tower::service_fn(move |req: Request| {
+        let mcp = mcp.clone();
+        async move { Ok::<_, std::convert::Infallible>(mcp.handle(req).await) }
+    });
     let state = AuthState {
         app,
         allow_anonymous: opts.allow_anonymous,
