@@ -82,8 +82,8 @@ pub(crate) fn start_pg(pool: AnyPool) -> ClickBatcher {
 /// metering debits do and for the same reason (see [`super::direct::start_writer`]):
 /// through sqlx each of a click's statements was a message between threads, and the
 /// batch's SQL was rebuilt and re-bound as text.
-pub(crate) fn start_sqlite(write: AnyPool, file: &std::path::Path) -> Result<ClickBatcher> {
-    super::direct::start_writer("referral-clicks", MAX_BATCH, write, file, |conn, clicks| {
+pub(crate) fn start_sqlite(file: &std::path::Path) -> Result<ClickBatcher> {
+    super::direct::start_writer("referral-clicks", MAX_BATCH, file, |conn, clicks| {
         write_batch_direct(conn, &clicks)
     })
 }

@@ -22,10 +22,12 @@
 //! batch and the batch shares one commit.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
-use sqlx::AnyPool;
+use sqlx::AnyConnection;
 
 use super::batch::Batcher;
+use super::pinned::Pinned;
 use super::{Result, dynamic};
 
 /// One debit: `cost` from `account` under `key`, if the balance covers it.
@@ -43,13 +45,21 @@ pub(crate) type DebitBatcher = Batcher<Debit, bool>;
 /// Debits per transaction (on PostgreSQL, 5 parameters each per statement).
 const MAX_BATCH: usize = 128;
 
-/// PostgreSQL: batches through the pool (see [`batch_sql_pg`]).
-pub(crate) fn start_pg(pool: AnyPool) -> DebitBatcher {
+/// PostgreSQL: batches, one at a time, on a connection of their own outside the pool
+/// (see [`batch_sql_pg`]; [`Pinned`] says why not through the pool: a ping round trip
+/// each time a connection goes back).
+pub(crate) fn start_pg(conn: Pinned) -> DebitBatcher {
+    let conn = Arc::new(conn);
     Batcher::start(MAX_BATCH, move |debits: Vec<Debit>| {
-        let pool = pool.clone();
+        let conn = conn.clone();
         async move {
-            let charged = charge_pg(&pool, &debits).await?;
-            Ok(debits.iter().map(|d| charged.contains(&d.key)).collect())
+            conn.with(move |c| {
+                Box::pin(async move {
+                    let charged = charge_pg(c, &debits).await?;
+                    Ok(debits.iter().map(|d| charged.contains(&d.key)).collect())
+                })
+            })
+            .await
         }
     })
 }
@@ -57,8 +67,8 @@ pub(crate) fn start_pg(pool: AnyPool) -> DebitBatcher {
 /// SQLite: batches on a thread of their own through a rusqlite connection on the
 /// database `file`, one prepared UPDATE and INSERT per debit (see
 /// [`super::direct::start_writer`] for why, and how it shares the single writer).
-pub(crate) fn start_sqlite(write: AnyPool, file: &std::path::Path) -> Result<DebitBatcher> {
-    super::direct::start_writer("referral-debits", MAX_BATCH, write, file, |conn, debits| {
+pub(crate) fn start_sqlite(file: &std::path::Path) -> Result<DebitBatcher> {
+    super::direct::start_writer("referral-debits", MAX_BATCH, file, |conn, debits| {
         charge_direct(conn, &debits)
     })
 }
@@ -204,9 +214,9 @@ fn batch_sql_pg(n: usize) -> String {
     )
 }
 
-async fn charge_pg(write: &AnyPool, debits: &[Debit]) -> Result<HashSet<String>> {
+async fn charge_pg(conn: &mut AnyConnection, debits: &[Debit]) -> Result<HashSet<String>> {
     let q = bound(batch_sql_pg(debits.len()), debits);
-    Ok(q.fetch_all(write).await?.into_iter().collect())
+    Ok(q.fetch_all(conn).await?.into_iter().collect())
 }
 
 /// A batch's query with its parameters: five per debit, in the order both SQL builders

@@ -149,8 +149,8 @@ impl Store {
             Ok(Self {
                 direct: Some(std::sync::Arc::new(direct::Readers::open(&file, readers)?)),
                 pinned: None,
-                debits: debits::start_sqlite(write.clone(), &file)?,
-                clicks: clicks::start_sqlite(write.clone(), &file)?,
+                debits: debits::start_sqlite(&file)?,
+                clicks: clicks::start_sqlite(&file)?,
                 group: Some(group),
                 write,
                 read,
@@ -160,7 +160,7 @@ impl Store {
             let pool = postgres::connect(url).await?;
             let pinned = pinned::Pinned::new(pool.connect_options(), PINNED_READERS);
             Ok(Self {
-                debits: debits::start_pg(pool.clone()),
+                debits: debits::start_pg(pinned::Pinned::new(pool.connect_options(), 1)),
                 clicks: clicks::start_pg(pool.clone()),
                 write: pool.clone(),
                 read: pool,
