@@ -65,8 +65,8 @@ pub(crate) fn start_pg(conn: Pinned) -> DebitBatcher {
 }
 
 /// SQLite: batches on a thread of their own through a rusqlite connection on the
-/// database `file`, one prepared UPDATE and INSERT per debit (see
-/// [`super::direct::start_writer`] for why, and how it shares the single writer).
+/// database `file` (see [`super::direct::start_writer`] for why, and how it waits for
+/// SQLite's single writer lock).
 pub(crate) fn start_sqlite(file: &std::path::Path) -> Result<DebitBatcher> {
     super::direct::start_writer("referral-debits", MAX_BATCH, file, |conn, debits| {
         charge_direct(conn, &debits)
