@@ -22,7 +22,7 @@
 //! batch and the batch shares one commit.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use sqlx::AnyConnection;
 
@@ -114,9 +114,9 @@ fn charge_direct(conn: &mut rusqlite::Connection, debits: &[Debit]) -> Result<Ve
     while !rest.is_empty() {
         // The largest power of two that fits: at most a handful of distinct statements,
         // each prepared once.
-        let n = 1usize << rest.len().min(LEDGER_ROWS_PER_INSERT).ilog2();
-        let (chunk, tail) = rest.split_at(n);
-        let mut insert = tx.prepare_cached(&ledger_insert_sql(n))?;
+        let size = rest.len().min(LEDGER_ROWS_PER_INSERT).ilog2();
+        let (chunk, tail) = rest.split_at(1 << size);
+        let mut insert = tx.prepare_cached(ledger_insert_sql(size))?;
         let params = chunk.iter().flat_map(|d| {
             [
                 &d.account as &dyn rusqlite::ToSql,
@@ -135,6 +135,8 @@ fn charge_direct(conn: &mut rusqlite::Connection, debits: &[Debit]) -> Result<Ve
 
 /// Ledger rows per INSERT statement, at most (a power of two).
 const LEDGER_ROWS_PER_INSERT: usize = 32;
+/// The INSERTs' sizes: 1, 2, 4, … up to [`LEDGER_ROWS_PER_INSERT`] rows.
+const LEDGER_INSERT_SIZES: usize = LEDGER_ROWS_PER_INSERT.ilog2() as usize + 1;
 
 /// The debits' indexes grouped by account, accounts in order of first arrival and each
 /// account's debits in arrival order.
@@ -149,9 +151,16 @@ fn by_account(debits: &[Debit]) -> Vec<(&str, Vec<usize>)> {
     groups
 }
 
-/// `INSERT INTO ledger` of `n` rows, five parameters each: account, cost (the row's
-/// delta is its negative), kind, key, time.
-fn ledger_insert_sql(n: usize) -> String {
+/// `INSERT INTO ledger` of 2^`size` rows, five parameters each: account, cost (the
+/// row's delta is its negative), kind, key, time. Built once per size: the statement
+/// cache finds a statement by its text, and the text is the same for every batch.
+fn ledger_insert_sql(size: u32) -> &'static str {
+    static SQL: [OnceLock<String>; LEDGER_INSERT_SIZES] =
+        [const { OnceLock::new() }; LEDGER_INSERT_SIZES];
+    SQL[size as usize].get_or_init(|| build_ledger_insert_sql(1 << size))
+}
+
+fn build_ledger_insert_sql(n: usize) -> String {
     let rows: Vec<String> = (0..n)
         .map(|i| {
             let p = i * 5;
