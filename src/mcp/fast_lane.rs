@@ -78,9 +78,7 @@ impl FastLane {
         let ClientRequest::CallToolRequest(c) = &r.request else {
             return None;
         };
-        let plain = c.params.meta.is_none()
-            && !NOTIFYING_TOOLS.contains(&c.params.name.as_ref())
-            && self.plain_headers(&parts.headers);
+        let plain = c.params.meta.is_none() && self.lane_takes(&c.params.name, parts);
         plain.then_some(r)
     }
 
@@ -101,9 +99,7 @@ impl FastLane {
         body: &[u8],
     ) -> Option<JsonRpcRequest<ClientRequest>> {
         let (id, params) = read_plain_call(body)?;
-        let plain =
-            !NOTIFYING_TOOLS.contains(&params.name.as_str()) && self.plain_headers(&parts.headers);
-        if !plain {
+        if !self.lane_takes(&params.name, parts) {
             return None;
         }
         let mut request = CallToolRequestParams::new(params.name);
@@ -114,6 +110,12 @@ impl FastLane {
             id,
             ClientRequest::CallToolRequest(Request::new(request)),
         ))
+    }
+
+    /// Whether a call of tool `name` with these headers may take the lane: a tool that
+    /// sends no notification, and plain headers.
+    fn lane_takes(&self, name: &str, parts: &Parts) -> bool {
+        !NOTIFYING_TOOLS.contains(&name) && self.plain_headers(&parts.headers)
     }
 
     fn plain_headers(&self, h: &HeaderMap) -> bool {
