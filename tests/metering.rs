@@ -218,6 +218,59 @@ async fn batched_debits_of_several_accounts_each_stop_at_their_own_balance() {
     }
 }
 
+/// A batch where one account's balance covers all its debits and another's does not:
+/// the first is charged every debit, the second exactly as many as its balance allows,
+/// and neither account's outcome depends on the other's.
+#[tokio::test]
+async fn an_account_that_runs_out_in_a_batch_does_not_hold_back_one_that_does_not() {
+    for db in databases().await {
+        let t = app(&db).await;
+        t.core.top_up(&account("rich"), 100, "t100").await.unwrap();
+        t.core.top_up(&account("poor"), 3, "t3").await.unwrap();
+        let calls = (0..40).map(|i| {
+            let store = t.store.clone();
+            let who = if i % 2 == 0 { "rich" } else { "poor" };
+            async move {
+                store
+                    .debit(&format!("usage:mixed{i}"), who, 1, "get_referral", START)
+                    .await
+                    .unwrap()
+                    .is_some()
+            }
+        });
+        let charged: Vec<bool> = futures::future::join_all(calls).await;
+        let per = |parity: usize| {
+            charged
+                .iter()
+                .enumerate()
+                .filter(|(i, c)| i % 2 == parity && **c)
+                .count()
+        };
+        assert_eq!((per(0), per(1)), (20, 3), "[{}]", db.label);
+        let first_poor: Vec<bool> = charged.iter().skip(1).step_by(2).copied().collect();
+        assert_eq!(
+            first_poor.iter().take_while(|c| **c).count(),
+            3,
+            "[{}] the poor account's first three debits are the ones charged",
+            db.label
+        );
+        for (who, left) in [("rich", 80), ("poor", 0)] {
+            assert_eq!(
+                t.store.balance(who).await.unwrap(),
+                left,
+                "[{}] {who}",
+                db.label
+            );
+            assert_eq!(
+                ledger_sum(&db, who, None).await,
+                left,
+                "[{}] {who}",
+                db.label
+            );
+        }
+    }
+}
+
 /// Debits of one account that arrive together and cost more in total than its balance:
 /// each is charged, in arrival order, exactly when what is left covers it, as if it came
 /// alone (a later cheaper one still fits after a dearer one was refused).
