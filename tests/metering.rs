@@ -178,6 +178,32 @@ async fn top_ups_out_of_bounds_are_refused_and_change_nothing() {
     }
 }
 
+/// `n` concurrent debits of 1 credit, alternating between the two accounts (the first,
+/// the second, the first, …), all started at once so they are charged in batches; for
+/// each account, whether each of its debits was charged, in arrival order.
+async fn debit_alternately(t: &TestApp, accounts: [&str; 2], n: usize) -> [Vec<bool>; 2] {
+    let calls = (0..n).map(|i| {
+        let store = t.store.clone();
+        let who = accounts[i % 2];
+        async move {
+            store
+                .debit(&format!("usage:{who}{i}"), who, 1, "get_referral", START)
+                .await
+                .unwrap()
+                .is_some()
+        }
+    });
+    let charged: Vec<bool> = futures::future::join_all(calls).await;
+    [0, 1].map(|k| charged.iter().skip(k).step_by(2).copied().collect())
+}
+
+/// `who`'s balance is `left`, and its ledger adds up to the same.
+async fn assert_left(t: &TestApp, db: &TestDb, who: &str, left: i64) {
+    let label = &db.label;
+    assert_eq!(t.store.balance(who).await.unwrap(), left, "[{label}] {who}");
+    assert_eq!(ledger_sum(db, who, None).await, left, "[{label}] {who}");
+}
+
 /// Concurrent debits are charged in batches (one statement or query per batch): within a
 /// batch, each account gets exactly what its own balance covers, whatever else is in it.
 #[tokio::test]
@@ -186,87 +212,31 @@ async fn batched_debits_of_several_accounts_each_stop_at_their_own_balance() {
         let t = app(&db).await;
         t.core.top_up(&account("seven"), 7, "t7").await.unwrap();
         t.core.top_up(&account("three"), 3, "t3").await.unwrap();
-        let calls = (0..40).map(|i| {
-            let store = t.store.clone();
-            let who = if i % 2 == 0 { "seven" } else { "three" };
-            async move {
-                store
-                    .debit(&format!("usage:batch{i}"), who, 1, "get_referral", START)
-                    .await
-                    .unwrap()
-                    .is_some()
-            }
-        });
-        let charged: Vec<bool> = futures::future::join_all(calls).await;
-        let per = |parity: usize| {
-            charged
-                .iter()
-                .enumerate()
-                .filter(|(i, c)| i % 2 == parity && **c)
-                .count()
-        };
-        assert_eq!((per(0), per(1)), (7, 3), "[{}]", db.label);
+        let [seven, three] = debit_alternately(&t, ["seven", "three"], 40).await;
+        let count = |c: &[bool]| c.iter().filter(|c| **c).count();
+        assert_eq!((count(&seven), count(&three)), (7, 3), "[{}]", db.label);
         for who in ["seven", "three"] {
-            assert_eq!(
-                t.store.balance(who).await.unwrap(),
-                0,
-                "[{}] {who}",
-                db.label
-            );
-            assert_eq!(ledger_sum(&db, who, None).await, 0, "[{}] {who}", db.label);
+            assert_left(&t, &db, who, 0).await;
         }
     }
 }
 
 /// A batch where one account's balance covers all its debits and another's does not:
-/// the first is charged every debit, the second exactly as many as its balance allows,
-/// and neither account's outcome depends on the other's.
+/// the first is charged every debit, the second its first three (all its balance
+/// allows), and neither account's outcome depends on the other's.
 #[tokio::test]
 async fn an_account_that_runs_out_in_a_batch_does_not_hold_back_one_that_does_not() {
     for db in databases().await {
         let t = app(&db).await;
         t.core.top_up(&account("rich"), 100, "t100").await.unwrap();
         t.core.top_up(&account("poor"), 3, "t3").await.unwrap();
-        let calls = (0..40).map(|i| {
-            let store = t.store.clone();
-            let who = if i % 2 == 0 { "rich" } else { "poor" };
-            async move {
-                store
-                    .debit(&format!("usage:mixed{i}"), who, 1, "get_referral", START)
-                    .await
-                    .unwrap()
-                    .is_some()
-            }
-        });
-        let charged: Vec<bool> = futures::future::join_all(calls).await;
-        let per = |parity: usize| {
-            charged
-                .iter()
-                .enumerate()
-                .filter(|(i, c)| i % 2 == parity && **c)
-                .count()
-        };
-        assert_eq!((per(0), per(1)), (20, 3), "[{}]", db.label);
-        let first_poor: Vec<bool> = charged.iter().skip(1).step_by(2).copied().collect();
-        assert_eq!(
-            first_poor.iter().take_while(|c| **c).count(),
-            3,
-            "[{}] the poor account's first three debits are the ones charged",
-            db.label
-        );
+        let [rich, poor] = debit_alternately(&t, ["rich", "poor"], 40).await;
+        assert_eq!(rich, vec![true; 20], "[{}] rich", db.label);
+        let mut expected = vec![false; 20];
+        expected[..3].fill(true);
+        assert_eq!(poor, expected, "[{}] poor", db.label);
         for (who, left) in [("rich", 80), ("poor", 0)] {
-            assert_eq!(
-                t.store.balance(who).await.unwrap(),
-                left,
-                "[{}] {who}",
-                db.label
-            );
-            assert_eq!(
-                ledger_sum(&db, who, None).await,
-                left,
-                "[{}] {who}",
-                db.label
-            );
+            assert_left(&t, &db, who, left).await;
         }
     }
 }
