@@ -228,8 +228,9 @@ async fn charge_pg(conn: &mut AnyConnection, debits: &[Debit]) -> Result<HashSet
     Ok(q.fetch_all(conn).await?.into_iter().collect())
 }
 
-/// A batch's query with its parameters: five per debit, in the order both SQL builders
-/// number them (key, account, cost, kind, time).
+/// A batch's query with its parameters: five per debit, in the order [`batch_sql_pg`]
+/// numbers them (key, account, cost, kind, time). The SQLite ledger INSERT numbers its
+/// own differently (see [`build_ledger_insert_sql`]).
 fn bound(
     sql: String,
     debits: &[Debit],
