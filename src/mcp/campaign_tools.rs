@@ -6,7 +6,7 @@ use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};
 
 use super::errors::ToolError;
-use super::server::ReferralServer;
+use super::server::{Caller, ReferralServer};
 use super::tools::Args;
 use crate::api::args::*;
 use crate::core::views::{CampaignDetail, CampaignList};
@@ -29,9 +29,9 @@ impl ReferralServer {
         Parameters(Args(a)): Parameters<Args<NoArgs>>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<CampaignList>, ToolError> {
-        a?;
-        let p = self.caller(&ctx).principal;
-        Ok(Json(self.core()?.list_campaigns(p.as_ref()).await?))
+        self.run_list_campaigns(a?, &self.caller(&ctx))
+            .await
+            .map(Json)
     }
 
     #[tool(
@@ -50,9 +50,9 @@ impl ReferralServer {
         Parameters(Args(a)): Parameters<Args<CampaignIdArgs>>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<CampaignDetail>, ToolError> {
-        let id = a?.parse()?;
-        let p = self.caller(&ctx).principal;
-        Ok(Json(self.core()?.get_campaign(p.as_ref(), id).await?))
+        self.run_get_campaign(a?, &self.caller(&ctx))
+            .await
+            .map(Json)
     }
 
     #[tool(
@@ -71,13 +71,9 @@ impl ReferralServer {
         Parameters(Args(a)): Parameters<Args<CreateCampaignArgs>>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<CampaignDetail>, ToolError> {
-        let (id, settings) = a?.parse()?;
-        let p = self.caller(&ctx).principal;
-        Ok(Json(
-            self.core()?
-                .create_campaign(p.as_ref(), id, settings)
-                .await?,
-        ))
+        self.run_create_campaign(a?, &self.caller(&ctx))
+            .await
+            .map(Json)
     }
 
     #[tool(
@@ -96,10 +92,50 @@ impl ReferralServer {
         Parameters(Args(a)): Parameters<Args<UpdateCampaignArgs>>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<CampaignDetail>, ToolError> {
-        let (id, edit) = a?.parse()?;
-        let p = self.caller(&ctx).principal;
-        Ok(Json(
-            self.core()?.update_campaign(p.as_ref(), id, edit).await?,
-        ))
+        self.run_update_campaign(a?, &self.caller(&ctx))
+            .await
+            .map(Json)
+    }
+}
+
+/// What each campaign tool does for a caller (see `tools.rs`).
+impl ReferralServer {
+    pub(super) async fn run_list_campaigns(
+        &self,
+        _: NoArgs,
+        c: &Caller,
+    ) -> Result<CampaignList, ToolError> {
+        Ok(self.core()?.list_campaigns(c.principal.as_ref()).await?)
+    }
+
+    pub(super) async fn run_get_campaign(
+        &self,
+        a: CampaignIdArgs,
+        c: &Caller,
+    ) -> Result<CampaignDetail, ToolError> {
+        let id = a.parse()?;
+        Ok(self.core()?.get_campaign(c.principal.as_ref(), id).await?)
+    }
+
+    pub(super) async fn run_create_campaign(
+        &self,
+        a: CreateCampaignArgs,
+        c: &Caller,
+    ) -> Result<CampaignDetail, ToolError> {
+        let (id, settings) = a.parse()?;
+        let core = self.core()?;
+        Ok(core
+            .create_campaign(c.principal.as_ref(), id, settings)
+            .await?)
+    }
+
+    pub(super) async fn run_update_campaign(
+        &self,
+        a: UpdateCampaignArgs,
+        c: &Caller,
+    ) -> Result<CampaignDetail, ToolError> {
+        let (id, edit) = a.parse()?;
+        let core = self.core()?;
+        Ok(core.update_campaign(c.principal.as_ref(), id, edit).await?)
     }
 }

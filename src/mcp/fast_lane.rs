@@ -5,10 +5,12 @@
 //! waiter task with their channels and cancellation tokens, then parses the body again.
 //! Measured on the hot path (`get_referral` over MCP vs the same call over REST, same
 //! process): that set-up cost more than the database work, and MCP answered ~0.5× what
-//! REST did. Here the already-parsed request goes to the very same
-//! `Service::handle_request` rmcp would call (so the handler's protocol checks, our
-//! filter, authorization and tools are all the same code) and its result is written as
-//! the same JSON-RPC message rmcp would write.
+//! REST did. Here the already-parsed request is answered in this task: a tool whose
+//! answer is one JSON document by the server's [`ReferralServer::call_direct`] (the same
+//! checks and the same tool code, the answer written without a `Value`; `direct.rs`
+//! says why), any other by the very same `Service::handle_request` rmcp would call (so
+//! the handler's protocol checks, our filter, authorization and tools are all the same
+//! code). Either is written as the JSON-RPC message rmcp would write.
 //!
 //! Only requests whose answer cannot differ take the lane; anything else goes to rmcp
 //! unchanged, which keeps its own answers (and errors) for the unusual cases:
@@ -28,14 +30,14 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{
-    CallToolRequestParams, ClientJsonRpcMessage, ClientRequest, GetExtensions, JsonObject,
-    JsonRpcRequest, Request, RequestId, ServerJsonRpcMessage,
+    CallToolRequestParams, CallToolResponse, ClientJsonRpcMessage, ClientRequest, GetExtensions,
+    JsonObject, JsonRpcRequest, Request, RequestId, ServerJsonRpcMessage, ServerResult,
 };
 use rmcp::service::{RequestContext, RunningService, Service, serve_directly};
 use rmcp::{Peer, RoleServer};
 use serde::Deserialize;
 
-use super::server::ReferralServer;
+use super::server::{Caller, ReferralServer};
 
 /// Protocol versions whose requests carry no standard headers that rmcp checks against
 /// the body (those begin with 2026-07-28).
@@ -135,6 +137,25 @@ impl FastLane {
         let JsonRpcRequest {
             id, mut request, ..
         } = req;
+        if let ClientRequest::CallToolRequest(call) = &mut request
+            && let Some(caller) = parts.extensions.get::<Caller>()
+        {
+            let p = &mut call.params;
+            match self
+                .server
+                .call_direct(&p.name, &mut p.arguments, caller)
+                .await
+            {
+                Some(Ok(json)) => return structured_response(&id, &json),
+                Some(Err(e)) => {
+                    // As rmcp answers a peer before 2026-07-28 (the only ones in the lane).
+                    let mut result = ServerResult::from(CallToolResponse::from(e.result()));
+                    result.strip_result_type_for_legacy_peer();
+                    return json_response(&ServerJsonRpcMessage::response(result, id));
+                }
+                None => {}
+            }
+        }
         let mut ctx = RequestContext::new(id.clone(), self.peer.clone());
         std::mem::swap(&mut ctx.extensions, request.extensions_mut());
         ctx.extensions.insert(parts);
@@ -146,14 +167,37 @@ impl FastLane {
     }
 }
 
+/// The JSON-RPC answer to a tool call whose structured content is `json`, written as
+/// rmcp writes a `CallToolResult::structured` (see `direct.rs`).
+fn structured_response(id: &RequestId, json: &str) -> Response {
+    let mut body = Vec::with_capacity(2 * json.len() + 128);
+    body.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    let written = serde_json::to_writer(&mut body, id).and_then(|()| {
+        body.extend_from_slice(br#","result":{"content":[{"type":"text","text":"#);
+        serde_json::to_writer(&mut body, json)
+    });
+    if let Err(e) = written {
+        tracing::error!(error = %e, "serialize a tool result");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    body.extend_from_slice(br#"}],"structuredContent":"#);
+    body.extend_from_slice(json.as_bytes());
+    body.extend_from_slice(br#","isError":false}}"#);
+    json_body(body)
+}
+
+fn json_body(body: Vec<u8>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from(body),
+    )
+        .into_response()
+}
+
 fn json_response(msg: &ServerJsonRpcMessage) -> Response {
     match serde_json::to_vec(msg) {
-        Ok(body) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            Body::from(body),
-        )
-            .into_response(),
+        Ok(body) => json_body(body),
         Err(e) => {
             tracing::error!(error = %e, "serialize a tool result");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()

@@ -7,7 +7,7 @@ use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};
 
 use super::errors::ToolError;
-use super::server::ReferralServer;
+use super::server::{Caller, ReferralServer};
 use super::tools::Args;
 use crate::api::args::*;
 use crate::core::views::{QualifyOutcome, RefundOutcome, SignupOutcome};
@@ -30,9 +30,9 @@ impl ReferralServer {
         Parameters(Args(a)): Parameters<Args<SignupArgs>>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<SignupOutcome>, ToolError> {
-        let ev = a?.parse()?;
-        let p = self.caller(&ctx).principal;
-        Ok(Json(self.core()?.ingest_signup(p.as_ref(), ev).await?))
+        self.run_ingest_signup(a?, &self.caller(&ctx))
+            .await
+            .map(Json)
     }
 
     #[tool(
@@ -51,11 +51,9 @@ impl ReferralServer {
         Parameters(Args(a)): Parameters<Args<QualifyArgs>>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<QualifyOutcome>, ToolError> {
-        let ev = a?.parse()?;
-        let p = self.caller(&ctx).principal;
-        Ok(Json(
-            self.core()?.ingest_qualification(p.as_ref(), ev).await?,
-        ))
+        self.run_ingest_qualification(a?, &self.caller(&ctx))
+            .await
+            .map(Json)
     }
 
     #[tool(
@@ -74,8 +72,39 @@ impl ReferralServer {
         Parameters(Args(a)): Parameters<Args<RefundArgs>>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<RefundOutcome>, ToolError> {
-        let ev = a?.parse()?;
-        let p = self.caller(&ctx).principal;
-        Ok(Json(self.core()?.ingest_refund(p.as_ref(), ev).await?))
+        self.run_ingest_refund(a?, &self.caller(&ctx))
+            .await
+            .map(Json)
+    }
+}
+
+/// What each ingest tool does for a caller (see `tools.rs`).
+impl ReferralServer {
+    pub(super) async fn run_ingest_signup(
+        &self,
+        a: SignupArgs,
+        c: &Caller,
+    ) -> Result<SignupOutcome, ToolError> {
+        let ev = a.parse()?;
+        Ok(self.core()?.ingest_signup(c.principal.as_ref(), ev).await?)
+    }
+
+    pub(super) async fn run_ingest_qualification(
+        &self,
+        a: QualifyArgs,
+        c: &Caller,
+    ) -> Result<QualifyOutcome, ToolError> {
+        let ev = a.parse()?;
+        let core = self.core()?;
+        Ok(core.ingest_qualification(c.principal.as_ref(), ev).await?)
+    }
+
+    pub(super) async fn run_ingest_refund(
+        &self,
+        a: RefundArgs,
+        c: &Caller,
+    ) -> Result<RefundOutcome, ToolError> {
+        let ev = a.parse()?;
+        Ok(self.core()?.ingest_refund(c.principal.as_ref(), ev).await?)
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod app;
 mod campaign_tools;
+mod direct;
 mod errors;
 mod fast_lane;
 mod filter;

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 use super::errors::ToolError;
-use super::server::ReferralServer;
+use super::server::{Caller, ReferralServer};
 use crate::api::args::*;
 use crate::core::RecoverProgress;
 use crate::core::views::*;
@@ -29,11 +29,13 @@ pub struct Args<T>(pub(super) Result<T, ToolError>);
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Args<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = serde_json::Value::deserialize(d)?;
-        Ok(Args(
-            serde_path_to_error::deserialize(v).map_err(|e| ToolError::shape(&e)),
-        ))
+        serde_json::Value::deserialize(d).map(|v| Args(read_args(v)))
     }
+}
+
+/// A tool's arguments from their JSON object; a shape error names the field.
+pub(super) fn read_args<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, ToolError> {
+    serde_path_to_error::deserialize(v).map_err(|e| ToolError::shape(&e))
 }
 
 impl<T: JsonSchema> JsonSchema for Args<T> {
@@ -69,9 +71,9 @@ impl ReferralServer {
         Parameters(Args(a)): Parameters<Args<ListReferralsArgs>>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<ReferralPage>, ToolError> {
-        let q = a?.into_query()?;
-        let p = self.caller(&ctx).principal;
-        Ok(Json(self.core()?.list_referrals(p.as_ref(), q).await?))
+        self.run_list_referrals(a?, &self.caller(&ctx))
+            .await
+            .map(Json)
     }
 
     #[tool(
@@ -90,9 +92,9 @@ impl ReferralServer {
         Parameters(Args(a)): Parameters<Args<ReferralIdArgs>>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<ReferralDetail>, ToolError> {
-        let id = a?.id()?;
-        let p = self.caller(&ctx).principal;
-        Ok(Json(self.core()?.get_referral(p.as_ref(), id).await?))
+        self.run_get_referral(a?, &self.caller(&ctx))
+            .await
+            .map(Json)
     }
 
     #[tool(
@@ -111,11 +113,9 @@ impl ReferralServer {
         Parameters(Args(a)): Parameters<Args<ApproveArgs>>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<ReferralView>, ToolError> {
-        let (id, note) = a?.parse()?;
-        let p = self.caller(&ctx).principal;
-        Ok(Json(
-            self.core()?.approve_referral(p.as_ref(), id, note).await?,
-        ))
+        self.run_approve_referral(a?, &self.caller(&ctx))
+            .await
+            .map(Json)
     }
 
     #[tool(
@@ -134,11 +134,9 @@ impl ReferralServer {
         Parameters(Args(a)): Parameters<Args<RejectArgs>>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<ReferralView>, ToolError> {
-        let (id, req) = a?.parse()?;
-        let p = self.caller(&ctx).principal;
-        Ok(Json(
-            self.core()?.reject_referral(p.as_ref(), id, req).await?,
-        ))
+        self.run_reject_referral(a?, &self.caller(&ctx))
+            .await
+            .map(Json)
     }
 
     #[tool(
@@ -187,13 +185,7 @@ impl ReferralServer {
         Parameters(Args(a)): Parameters<Args<VoidRewardArgs>>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<ReferralView>, ToolError> {
-        let (id, side, reason) = a?.parse()?;
-        let p = self.caller(&ctx).principal;
-        Ok(Json(
-            self.core()?
-                .void_reward(p.as_ref(), id, side, reason)
-                .await?,
-        ))
+        self.run_void_reward(a?, &self.caller(&ctx)).await.map(Json)
     }
 
     #[tool(
@@ -245,13 +237,9 @@ impl ReferralServer {
         Parameters(Args(a)): Parameters<Args<ClickArgs>>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<ClickReceipt>, ToolError> {
-        let c = self.caller(&ctx);
-        let req = a?.parse(c.ip)?;
-        Ok(Json(
-            self.core()?
-                .capture_click(c.principal.as_ref(), req)
-                .await?,
-        ))
+        self.run_capture_referral_click(a?, &self.caller(&ctx))
+            .await
+            .map(Json)
     }
 
     #[tool(
@@ -270,9 +258,9 @@ impl ReferralServer {
         Parameters(Args(a)): Parameters<Args<NoArgs>>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<MySummary>, ToolError> {
-        a?;
-        let p = self.caller(&ctx).principal;
-        Ok(Json(self.core()?.my_summary(p.as_ref()).await?))
+        self.run_get_my_referral_summary(a?, &self.caller(&ctx))
+            .await
+            .map(Json)
     }
 
     #[tool(
@@ -291,9 +279,95 @@ impl ReferralServer {
         Parameters(Args(a)): Parameters<Args<EventsArgs>>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<MyEventsPage>, ToolError> {
-        let q = a?.parse()?;
-        let p = self.caller(&ctx).principal;
-        Ok(Json(self.core()?.my_events(p.as_ref(), q).await?))
+        self.run_list_my_referral_events(a?, &self.caller(&ctx))
+            .await
+            .map(Json)
+    }
+}
+
+/// What each tool does for a caller: its rmcp method above reads the arguments and the
+/// caller from the request, and the fast lane calls the same method with its own
+/// reading (`direct.rs`).
+impl ReferralServer {
+    pub(super) async fn run_list_referrals(
+        &self,
+        a: ListReferralsArgs,
+        c: &Caller,
+    ) -> Result<ReferralPage, ToolError> {
+        let q = a.into_query()?;
+        Ok(self.core()?.list_referrals(c.principal.as_ref(), q).await?)
+    }
+
+    pub(super) async fn run_get_referral(
+        &self,
+        a: ReferralIdArgs,
+        c: &Caller,
+    ) -> Result<ReferralDetail, ToolError> {
+        let id = a.id()?;
+        Ok(self.core()?.get_referral(c.principal.as_ref(), id).await?)
+    }
+
+    pub(super) async fn run_approve_referral(
+        &self,
+        a: ApproveArgs,
+        c: &Caller,
+    ) -> Result<ReferralView, ToolError> {
+        let (id, note) = a.parse()?;
+        let core = self.core()?;
+        Ok(core
+            .approve_referral(c.principal.as_ref(), id, note)
+            .await?)
+    }
+
+    pub(super) async fn run_reject_referral(
+        &self,
+        a: RejectArgs,
+        c: &Caller,
+    ) -> Result<ReferralView, ToolError> {
+        let (id, req) = a.parse()?;
+        let core = self.core()?;
+        Ok(core.reject_referral(c.principal.as_ref(), id, req).await?)
+    }
+
+    pub(super) async fn run_void_reward(
+        &self,
+        a: VoidRewardArgs,
+        c: &Caller,
+    ) -> Result<ReferralView, ToolError> {
+        let (id, side, reason) = a.parse()?;
+        let core = self.core()?;
+        Ok(core
+            .void_reward(c.principal.as_ref(), id, side, reason)
+            .await?)
+    }
+
+    pub(super) async fn run_capture_referral_click(
+        &self,
+        a: ClickArgs,
+        c: &Caller,
+    ) -> Result<ClickReceipt, ToolError> {
+        let req = a.parse(c.ip)?;
+        Ok(self
+            .core()?
+            .capture_click(c.principal.as_ref(), req)
+            .await?)
+    }
+
+    pub(super) async fn run_get_my_referral_summary(
+        &self,
+        _: NoArgs,
+        c: &Caller,
+    ) -> Result<MySummary, ToolError> {
+        Ok(self.core()?.my_summary(c.principal.as_ref()).await?)
+    }
+
+    pub(super) async fn run_list_my_referral_events(
+        &self,
+        a: EventsArgs,
+        c: &Caller,
+    ) -> Result<MyEventsPage, ToolError> {
+        let q = a.parse()?;
+        Ok(self.core()?.my_events(c.principal.as_ref(), q).await?)
     }
 }
 
