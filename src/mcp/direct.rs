@@ -1,13 +1,13 @@
 //! Tool calls the fast lane answers itself, without rmcp's tool router and without a
 //! `serde_json::Value` of the answer.
 //!
-//! Why: on rmcp's way, a call's arguments are read into a `Value` twice (rmcp's
-//! `Parameters`, then our `Args`), the answer is turned into a `Value`, and that is
-//! written twice (`structuredContent`, and its text copy through `Value`'s `Display`)
-//! inside a message that is written once more. Measured with `get_referral` over MCP on
-//! SQLite, unmetered (`fast` profile, alternating runs on one database): 73-76 µs of
-//! server CPU per call that way, 59-62 µs here; 20.3-20.9k → 23.5-24.7k calls/s, where
-//! the same call over REST did 28.9k.
+//! Why: on rmcp's way, a call's arguments are copied into a second `Value` (our `Args`,
+//! under rmcp's `Parameters`), the tool is looked up by name, the answer is turned into
+//! a `Value`, and that is written twice (`structuredContent`, and its text copy through
+//! `Value`'s `Display`) inside a message that is written once more. Measured with
+//! `get_referral` over MCP on SQLite, unmetered (`fast` profile, three rounds
+//! alternating on one database): 76-80 µs of server CPU per call that way, 60-66 µs
+//! here; 19.1-19.9k → 22.4-24.2k calls/s, where the same call over REST did 27.4k.
 //!
 //! Here the arguments are read from the call's object once, the answer is serialized
 //! once, and the same bytes are written as `structuredContent` and, as a JSON string, as
