@@ -363,6 +363,27 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_structured_answer_is_the_json_rpc_message_rmcp_would_write() {
+        // Keys sorted and no escape that serde_json would write differently: rmcp's text
+        // copy is its `Value` written again, which must come out as the same bytes.
+        let json = r#"{"n":[1,2],"note":"say \"hi\"\né </script>"}"#;
+        for id in [RequestId::Number(-7), RequestId::String("a\"b\\c".into())] {
+            let res = structured_response(&id, json);
+            assert_eq!(res.status(), StatusCode::OK);
+            let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let ours: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let structured: serde_json::Value = serde_json::from_str(json).unwrap();
+            let result = rmcp::model::CallToolResult::structured(structured);
+            let mut result = ServerResult::from(CallToolResponse::from(result));
+            result.strip_result_type_for_legacy_peer();
+            let rmcp = serde_json::to_value(ServerJsonRpcMessage::response(result, id)).unwrap();
+            assert_eq!(ours, rmcp);
+        }
+    }
+
     #[test]
     fn accept_needs_both_media_types_exactly() {
         let ok = headers(&[("accept", "application/json, text/event-stream")]);
