@@ -19,6 +19,7 @@
 //! and tools the server's filter hides go through rmcp as before.
 
 use std::future::Future;
+use std::pin::Pin;
 
 use rmcp::model::JsonObject;
 use serde::Serialize;
@@ -112,33 +113,40 @@ impl ReferralServer {
 
     /// `call_tool`'s checks, then the tool's arguments read (taken from `args` only
     /// now; absent ones are `{}`, as rmcp reads them), then `run`, its answer serialized.
-    async fn answer<A, T, F, Fut>(
-        &self,
+    ///
+    /// Boxed: each tool's future is its own allocation, sized for that tool. Unboxed,
+    /// `call_direct`'s future would be as large as the largest tool's (tens of KB, the
+    /// write tools' transactions), and every caller up to axum's middleware would hold,
+    /// and move, one that size on every call (see `call_direct`).
+    fn answer<'a, A, T, F, Fut>(
+        &'a self,
         op: Operation,
-        c: &Caller,
-        args: &mut Option<JsonObject>,
+        c: &'a Caller,
+        args: &'a mut Option<JsonObject>,
         run: F,
-    ) -> Option<Answer>
+    ) -> Pin<Box<impl Future<Output = Option<Answer>> + 'a>>
     where
         A: DeserializeOwned,
         T: Serialize,
-        F: FnOnce(A) -> Fut,
-        Fut: Future<Output = Result<T, ToolError>>,
+        F: FnOnce(A) -> Fut + 'a,
+        Fut: Future<Output = Result<T, ToolError>> + 'a,
     {
-        match self.gate(op, c) {
-            Ok(()) => {}
-            Err(Gate::Hidden) => return None,
-            Err(Gate::Refused(e)) => return Some(Err(e)),
-        }
-        let args = read_args(serde_json::Value::Object(args.take().unwrap_or_default()));
-        Some(match args {
-            Ok(a) => run(a).await.and_then(|t| {
-                serde_json::to_string(&t).map_err(|e| {
-                    tracing::error!(error = %e, "serialize a tool result");
-                    ToolError::new("internal", "the answer could not be written")
-                })
-            }),
-            Err(e) => Err(e),
+        Box::pin(async move {
+            match self.gate(op, c) {
+                Ok(()) => {}
+                Err(Gate::Hidden) => return None,
+                Err(Gate::Refused(e)) => return Some(Err(e)),
+            }
+            let args = read_args(serde_json::Value::Object(args.take().unwrap_or_default()));
+            Some(match args {
+                Ok(a) => run(a).await.and_then(|t| {
+                    serde_json::to_string(&t).map_err(|e| {
+                        tracing::error!(error = %e, "serialize a tool result");
+                        ToolError::new("internal", "the answer could not be written")
+                    })
+                }),
+                Err(e) => Err(e),
+            })
         })
     }
 }

@@ -159,7 +159,9 @@ impl FastLane {
         let mut ctx = RequestContext::new(id.clone(), self.peer.clone());
         std::mem::swap(&mut ctx.extensions, request.extensions_mut());
         ctx.extensions.insert(parts);
-        let msg = match Service::handle_request(&self.server, request, ctx).await {
+        // Boxed: rmcp's handler future is large (it holds any tool's), and the lane's own
+        // future would otherwise be that size on every call, also those answered above.
+        let msg = match Box::pin(Service::handle_request(&self.server, request, ctx)).await {
             Ok(result) => ServerJsonRpcMessage::response(result, id),
             Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
         };
