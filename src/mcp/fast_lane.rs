@@ -418,4 +418,29 @@ mod tests {
         assert!(!lane("localhost:99999"));
         assert!(!host_allowed(&allowed, &HeaderMap::new()));
     }
+
+    /// Every MCP call holds the lane's future, and axum's middleware moves it (its whole
+    /// size, into a box) on every call. The tools' futures are boxed one by one and
+    /// rmcp's fallback is boxed, so the lane's future holds none of them: unboxed it was
+    /// 24 KB (the largest tool's), and the envelope middleware's around it 49.6 KB,
+    /// copied per call (measured: ~2.5 µs of `memmove` per call, 5 % of the calls/s).
+    #[tokio::test]
+    async fn the_lane_future_does_not_hold_the_tools_futures() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("lane.db").display());
+        let app = crate::config::App::start(&crate::config::Config::with_database(&url))
+            .await
+            .unwrap();
+        let server = ReferralServer::new(app, super::super::ToolFilter::default(), None);
+        let lane = FastLane::new(server, vec![]);
+        let (parts, ()) = axum::http::Request::new(()).into_parts();
+        let call = CallToolRequestParams::new("get_referral");
+        let req = JsonRpcRequest::new(
+            RequestId::Number(1),
+            ClientRequest::CallToolRequest(Request::new(call)),
+        );
+        let future = lane.call(parts, req);
+        let size = std::mem::size_of_val(&future);
+        assert!(size < 8 * 1024, "the fast lane's future is {size} bytes");
+    }
 }
