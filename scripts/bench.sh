@@ -4,7 +4,8 @@
 # Starts release `serve` instances on SQLite and on PostgreSQL (metered, and unmetered with
 # `--prices get_referral=0`), runs ../shared/bench/bench.sh against them side by side with
 # its peers (the axum ceiling, the official TypeScript and Python SDK servers), then wrk
-# against REST `GET /admin/referrals/1` and public click capture (rate limiter on), times
+# against REST `GET /admin/referrals/1` and public click capture (rate limiter on), the
+# same way (RUNS rounds in turn, medians, every answer's body checked), times
 # `recover` of 10,000 rewards and the stdio start, reads the idle RSS, and prints one table
 # of ratios against the targets. Every load goes to 127.0.0.1 only and stops by itself;
 # everything started here is stopped on exit.
