@@ -115,9 +115,9 @@ impl ReferralServer {
     /// now; absent ones are `{}`, as rmcp reads them), then `run`, its answer serialized.
     ///
     /// Boxed: each tool's future is its own allocation, sized for that tool. Unboxed,
-    /// `call_direct`'s future would be as large as the largest tool's (tens of KB, the
-    /// write tools' transactions), and every caller up to axum's middleware would hold,
-    /// and move, one that size on every call (see `call_direct`).
+    /// `call_direct`'s future was as large as the largest tool's (the write tools, with
+    /// their transactions), and every caller up to axum's middleware held, and moved, one
+    /// that size on every call: 24 KB for the fast lane's, 49.6 KB for the middleware's.
     fn answer<'a, A, T, F, Fut>(
         &'a self,
         op: Operation,
