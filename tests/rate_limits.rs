@@ -211,3 +211,86 @@ async fn unknown_codes_count_against_the_limit() {
         );
     }
 }
+
+/// Clicks arriving together are written as one batch whose counters are summed per
+/// account and per day: with two referrers, repeat visitors and bots mixed in, each
+/// account's counters and the day's must still equal the rows stored.
+#[tokio::test]
+async fn concurrent_clicks_on_two_referrers_with_bots_leave_every_counter_equal_to_its_rows() {
+    const CLICKS: usize = 120;
+    for db in databases().await {
+        let a = app(&db).await;
+        let b = app(&db).await;
+        let alice = register(&a.core, "alice", "alice@example.com", "198.51.100.1").await;
+        let bob = register(&a.core, "bob", "bob@example.com", "198.51.100.2").await;
+        let calls = (0..CLICKS).map(|n| {
+            let core = if n % 2 == 0 {
+                a.core.clone()
+            } else {
+                b.core.clone()
+            };
+            // Every third click a bot; visitors repeat every 40 clicks, on either code.
+            let mut req = click(
+                if n % 5 < 2 { &alice } else { &bob },
+                &format!("10.1.0.{}", n % 40),
+            );
+            if n % 3 == 0 {
+                req.raw.user_agent = Some("Googlebot/2.1 (+http://www.google.com/bot.html)".into());
+            }
+            tokio::spawn(async move { core.capture_click(None, req).await })
+        });
+        let mut unique_answers = 0;
+        for call in futures::future::join_all(calls).await {
+            let receipt = call
+                .expect("task")
+                .unwrap_or_else(|e| panic!("[{}] {e}", db.label));
+            unique_answers += i64::from(receipt.counted_as_unique);
+        }
+        let mut c = sql(&db).await;
+        for account in ["alice", "bob"] {
+            let (rows, unique): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(is_unique), 0) AS BIGINT) FROM clicks WHERE referrer_account = $1",
+            )
+            .bind(account)
+            .fetch_one(&mut c)
+            .await
+            .expect("rows");
+            let (total, counted_unique): (i64, i64) =
+                sqlx::query_as("SELECT clicks_total, clicks_unique FROM accounts WHERE id = $1")
+                    .bind(account)
+                    .fetch_one(&mut c)
+                    .await
+                    .expect("account counters");
+            assert!(rows > 0, "[{}] {account} got clicks", db.label);
+            assert_eq!(
+                (total, counted_unique),
+                (rows, unique),
+                "[{}] {account}'s counters against its rows",
+                db.label
+            );
+        }
+        let (rows, unique, bots): (i64, i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), CAST(SUM(is_unique) AS BIGINT), CAST(SUM(is_bot) AS BIGINT) FROM clicks",
+        )
+        .fetch_one(&mut c)
+        .await
+        .expect("rows");
+        let daily: (i64, i64, i64) = sqlx::query_as(
+            "SELECT CAST(SUM(total) AS BIGINT), CAST(SUM(unique_count) AS BIGINT), CAST(SUM(bots) AS BIGINT) FROM click_daily",
+        )
+        .fetch_one(&mut c)
+        .await
+        .expect("daily counters");
+        assert_eq!(rows, CLICKS as i64, "[{}] every click stored", db.label);
+        assert_eq!(bots, CLICKS.div_ceil(3) as i64, "[{}] the bots", db.label);
+        assert_eq!(
+            daily,
+            (rows, unique, bots),
+            "[{}] the day's total/unique/bots against the rows",
+            db.label
+        );
+        assert_eq!(unique, unique_answers, "[{}] as answered", db.label);
+        // 40 visitors on two codes: at most one unique click per visitor and code.
+        assert!((1..=80).contains(&unique), "[{}] {unique} unique", db.label);
+    }
+}
