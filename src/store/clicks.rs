@@ -65,9 +65,10 @@ const MAX_BATCH: usize = 128;
 /// writes (the rate-limit hit, the click, the account's counters, the day's counters).
 /// As a transaction of its own each was four or five round trips to the writer, and the
 /// writer capped capture at about 2,300 clicks/s on SQLite. Here concurrent clicks are
-/// written as one transaction per batch (see [`super::batch`]): on SQLite every click's
-/// statements run in order, exactly as they would one at a time (see [`start_sqlite`]);
-/// on PostgreSQL a batch is three statements (see [`write_batch_pg`]).
+/// written as one transaction per batch (see [`super::batch`]), leaving what they would
+/// have left one at a time: on SQLite each click's look-up and insert in order, with the
+/// hits and counters summed per batch (see [`write_batch_direct`]); on PostgreSQL a batch
+/// is three statements (see [`write_batch_pg`]).
 pub(crate) fn start_pg(pool: AnyPool) -> ClickBatcher {
     Batcher::start(
         MAX_BATCH,
