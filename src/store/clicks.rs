@@ -114,9 +114,9 @@ fn write_batch_direct(
              ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + excluded.hits
              RETURNING hits",
         )?;
-        for (&(bucket, window), n) in &per_window {
-            let total: i64 = hit.query_row(params![bucket, window, n], |r| r.get(0))?;
-            totals.insert((bucket.to_owned(), window), total);
+        for (&key, n) in &per_window {
+            let total: i64 = hit.query_row(params![key.0, key.1, n], |r| r.get(0))?;
+            totals.insert(key, total);
         }
     }
     let admitted = admit(clicks, &per_window, &totals);
@@ -216,7 +216,7 @@ fn hits_per_window(clicks: &[(NewClick, Option<ClickLimit>)]) -> BTreeMap<(&str,
 fn admit(
     clicks: &[(NewClick, Option<ClickLimit>)],
     per_window: &BTreeMap<(&str, i64), i64>,
-    totals: &HashMap<(String, i64), i64>,
+    totals: &HashMap<(&str, i64), i64>,
 ) -> Vec<bool> {
     let mut seen: HashMap<(&str, i64), i64> = HashMap::new();
     clicks
@@ -226,10 +226,7 @@ fn admit(
             let key = (l.bucket.as_str(), l.window_start);
             let k = seen.entry(key).or_default();
             *k += 1;
-            let total = totals
-                .get(&(l.bucket.clone(), l.window_start))
-                .copied()
-                .unwrap_or(i64::MAX);
+            let total = totals.get(&key).copied().unwrap_or(i64::MAX);
             let n = per_window.get(&key).copied().unwrap_or(0);
             total - n + *k <= l.max_hits
         })
@@ -335,7 +332,7 @@ async fn admit_pg(
     clicks: &[(NewClick, Option<ClickLimit>)],
 ) -> Result<Vec<bool>> {
     let per_window = hits_per_window(clicks);
-    let mut totals: HashMap<(String, i64), i64> = HashMap::new();
+    let mut totals: HashMap<(&str, i64), i64> = HashMap::new();
     if !per_window.is_empty() {
         let rows: Vec<String> = (0..per_window.len())
             .map(|i| {
@@ -359,8 +356,17 @@ async fn admit_pg(
         for ((bucket, window), n) in &per_window {
             q = q.bind(bucket.to_string()).bind(*window).bind(*n);
         }
-        for (bucket, window, hits) in q.fetch_all(&mut *tx).await? {
-            totals.insert((bucket, window), hits);
+        let returned: HashMap<(String, i64), i64> = q
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|(bucket, window, hits)| ((bucket, window), hits))
+            .collect();
+        // Keyed by the batch's own bucket text, as the SQLite batch keys them.
+        for &(bucket, window) in per_window.keys() {
+            if let Some(&hits) = returned.get(&(bucket.to_owned(), window)) {
+                totals.insert((bucket, window), hits);
+            }
         }
     }
     Ok(admit(clicks, &per_window, &totals))
