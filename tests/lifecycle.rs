@@ -215,6 +215,34 @@ async fn repeat_clicks_within_an_hour_and_bots_are_not_unique() {
 }
 
 #[tokio::test]
+async fn a_visitors_first_click_on_each_code_is_unique_within_the_same_hour() {
+    for db in databases().await {
+        let t = app(&db).await;
+        let alice = register(&t.core, "alice", "alice@example.com", "198.51.100.1").await;
+        let bob = register(&t.core, "bob", "bob@example.com", "198.51.100.2").await;
+        let mut unique = Vec::new();
+        for code in [&alice, &bob, &alice, &bob] {
+            let r = t
+                .core
+                .record_click(click(code, "203.0.113.7"))
+                .await
+                .unwrap();
+            unique.push(r.counted_as_unique);
+            t.clock.advance(60);
+        }
+        assert_eq!(unique, [true, true, false, false], "[{}]", db.label);
+        let a = t.core.summary_for(&account("alice")).await.unwrap();
+        let b = t.core.summary_for(&account("bob")).await.unwrap();
+        assert_eq!(
+            (a.stats.unique_clicks, b.stats.unique_clicks),
+            (1, 1),
+            "[{}]",
+            db.label
+        );
+    }
+}
+
+#[tokio::test]
 async fn list_filters_and_cursor_pages_through_everything_once() {
     for db in databases().await {
         let t = app(&db).await;

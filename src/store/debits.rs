@@ -81,8 +81,7 @@ pub(crate) fn start_sqlite(file: &std::path::Path) -> Result<DebitBatcher> {
 /// transaction is dropped uncommitted), so nothing of it was charged.
 ///
 /// Why per account and a few rows per statement: a batch is mostly one busy account's
-/// debits, and each statement costs its own execution (and, the ledger being
-/// AUTOINCREMENT, its own write of `sqlite_sequence`).
+/// debits, and each statement costs its own execution.
 fn charge_direct(conn: &mut rusqlite::Connection, debits: &[Debit]) -> Result<Vec<bool>> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut charged = vec![false; debits.len()];
