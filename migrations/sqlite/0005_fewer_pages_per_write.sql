@@ -27,7 +27,9 @@ ALTER TABLE rate_limits_keyed RENAME TO rate_limits;
 
 -- The ledger without AUTOINCREMENT, whose counter row in `sqlite_sequence` was one more
 -- page written by every debit batch. Ledger rows are never deleted, so ids still only
--- grow (the largest id plus one).
+-- grow (the largest id plus one). And without the index by account, another page per
+-- batch: no operation reads the ledger by account (balances are kept in `balances`), so
+-- only an operator's reconciliation of one account reads the whole ledger now.
 CREATE TABLE ledger_plain (
     id INTEGER PRIMARY KEY,
     account TEXT NOT NULL,
@@ -40,4 +42,3 @@ INSERT INTO ledger_plain (id, account, delta, kind, idempotency_key, at)
     SELECT id, account, delta, kind, idempotency_key, at FROM ledger;
 DROP TABLE ledger;
 ALTER TABLE ledger_plain RENAME TO ledger;
-CREATE INDEX ledger_account ON ledger (account, id);

@@ -149,6 +149,15 @@ mod tests {
             one("SELECT sql FROM sqlite_master WHERE name = 'rate_limits'")
                 .ends_with("WITHOUT ROWID")
         );
+        assert_eq!(
+            one("SELECT group_concat(name, ' ') FROM sqlite_master WHERE tbl_name = 'ledger'"),
+            "ledger sqlite_autoindex_ledger_1",
+            "the ledger keeps its idempotency index and nothing else"
+        );
+        assert_eq!(
+            one("SELECT CAST(count(*) AS TEXT) FROM sqlite_sequence WHERE name = 'ledger'"),
+            "0"
+        );
         assert_eq!(one("SELECT public_id FROM clicks"), "clk_1");
         let plan = |sql: &str| -> String {
             c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
