@@ -168,13 +168,14 @@ mod tests {
                 .unwrap()
                 .join("; ")
         };
-        // The duplicate check (as `clicks::write_batch_direct` runs it) and the visitor
-        // look-up at sign-up, each a range of the one index.
+        // The duplicate check (as `clicks::write_batch_direct` runs it) is one seek in
+        // the one index; the visitor look-up at sign-up reads the visitor's part of it.
         let dedupe = plan(
             "SELECT 1 FROM clicks WHERE code = 'CODE' AND ip_hash = 'h1' AND created_at > 0 LIMIT 1",
         );
         assert!(
-            dedupe.contains("COVERING INDEX clicks_visitor (ip_hash=? AND created_at>?)"),
+            dedupe
+                .contains("COVERING INDEX clicks_visitor (ip_hash=? AND code=? AND created_at>?)"),
             "{dedupe}"
         );
         let visitor = plan(
