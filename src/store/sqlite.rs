@@ -26,8 +26,12 @@ fn with_mode(url: &str, mode: &str) -> String {
 /// `super::direct`). FULL: a write is on disk before it is acknowledged. foreign_keys:
 /// enforce references. busy_timeout: readers may briefly meet a checkpoint. cache_size:
 /// 32 MB of pages per connection instead of SQLite's 2 MB, so that the indexes of a busy
-/// clicks table stay in memory (a limit, not an allocation).
-pub(super) const CONNECTION_PRAGMAS: &str = "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA cache_size = -32768;";
+/// clicks table stay in memory (a limit, not an allocation). wal_autocheckpoint: the
+/// committing writer copies the WAL into the database every 10,000 pages (40 MB)
+/// instead of 1,000, so a page written many times in between, as the click indexes'
+/// pages are under a flood, is copied once (measured under click load: 19.6-21.2 →
+/// 14.8-17.3 KB written per click); the WAL file stays at about that size.
+pub(super) const CONNECTION_PRAGMAS: &str = "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 10000;";
 
 /// The writer and reader pools, and the database file's path.
 pub(super) async fn connect(url: &str) -> Result<(AnyPool, AnyPool, PathBuf)> {
